@@ -1,0 +1,1 @@
+"""Social networks, in pure Python: no Flask and no database in this package."""

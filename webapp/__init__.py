@@ -1,0 +1,46 @@
+"""The application factory: config, extensions, blueprints and the CLI; nothing else."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app; test_config overrides settings read from the environment."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("INSTANCE_PATH") or str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    from webapp import config
+
+    app.config.from_mapping(config.from_environment(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    from webapp import cli, errors, htmx, security
+    from webapp.extensions import csrf, db, login, migrate
+    from webapp.extensions import htmx as htmx_ext
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    htmx_ext.init_app(app)
+    login.init_app(app)
+    htmx.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+
+    from webapp.views import auth, contacts, pwa, users
+
+    for module in (auth, contacts, pwa, users):
+        app.register_blueprint(module.bp)
+    return app

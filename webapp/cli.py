@@ -1,0 +1,171 @@
+"""The `crm` command: up, worker, scheduler, seed-demo, create-user, and Flask's own
+(db upgrade, routes, shell)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import func, select
+
+from webapp.extensions import db
+
+
+def _create_app():
+    from webapp import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main() -> None:
+    """Field CRM: contacts, timelines and a social inbox."""
+
+
+def _stop(processes: list[subprocess.Popen], timeout: float = 10) -> None:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int)
+@click.option("--demo/--no-demo", default=True, help="Seed demo data into an empty database.")
+@with_appcontext
+def up(host: str, port: int, demo: bool) -> None:
+    """Migrate, seed demo data, and run web, worker and scheduler until Ctrl-C."""
+    from flask_migrate import upgrade
+    from werkzeug.serving import run_simple
+
+    from webapp.models import User
+    from webapp.services import demo as demo_data
+    from workers.queues import EmbeddedRedis
+
+    app = current_app._get_current_object()
+    upgrade()
+    if demo and not db.session.scalar(select(func.count()).select_from(User)):
+        click.echo("Seeding demo data…")
+        demo_data.seed(db.session)
+        db.session.commit()
+
+    embedded = None
+    if not app.config["REDIS_URL"]:
+        embedded = EmbeddedRedis(Path(app.instance_path) / "redis.db")
+        url = embedded.start()
+        os.environ["REDIS_URL"] = app.config["REDIS_URL"] = url
+        click.echo(f"Embedded Redis on {url}")
+
+    # SIGTERM (from a process manager) takes the same path out as Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    children: list[subprocess.Popen] = []
+    try:
+        for command in ("worker", "scheduler"):
+            children.append(subprocess.Popen([sys.executable, "-m", "webapp.cli", command]))  # noqa: S603
+        url = f"http://{host}:{port}/"
+        click.echo(f"\n  Field CRM is running at {url}\n")
+        for email, role in demo_data.logins(db.session):
+            click.echo(f"  {role:<9} {email:<26} password: {demo_data.PASSWORD}")
+        click.echo("\n  Ctrl-C stops everything.\n")
+        db.session.remove()
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(children)
+        if embedded:
+            embedded.stop()
+        click.echo("Stopped.")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Drain the queues, then exit.")
+@click.argument("queues", nargs=-1)
+@with_appcontext
+def worker(burst: bool, queues: tuple[str, ...]) -> None:
+    """Run one RQ worker on the queues (default: high, default, low)."""
+    from rq import Worker
+    from sqlalchemy.orm import configure_mappers
+
+    from workers.queues import QUEUES, connect
+
+    connection = connect(current_app.config["REDIS_URL"])
+    # Configure mappers once here, before forking, rather than in every work-horse;
+    # and give each forked work-horse fresh database connections of its own.
+    configure_mappers()
+    engine = db.engine
+    engine.dispose()
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    Worker(list(queues or QUEUES), connection=connection).work(burst=burst, with_scheduler=True)
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler() -> None:
+    """Run the cron scheduler that enqueues recurring jobs."""
+    from workers import cron
+    from workers.queues import connect
+
+    cron.build(connect(current_app.config["REDIS_URL"]), logging.INFO).start()
+
+
+@click.command("seed-demo")
+@click.option("--contacts", "count", default=300, show_default=True)
+@with_appcontext
+def seed_demo(count: int) -> None:
+    """Fill an empty database with demo users, contacts and activities."""
+    from webapp.models import User
+    from webapp.services import demo as demo_data
+
+    if db.session.scalar(select(func.count()).select_from(User)):
+        raise click.ClickException(
+            "The database has users already; demo data goes only into an empty one."
+        )
+    demo_data.seed(db.session, contacts=count)
+    db.session.commit()
+    for email, role in demo_data.logins(db.session):
+        click.echo(f"{role:<9} {email:<26} password: {demo_data.PASSWORD}")
+
+
+@click.command("create-user")
+@click.option("--email", prompt=True)
+@click.option("--name", prompt=True)
+@click.option(
+    "--role", prompt=True, type=click.Choice(["admin", "manager", "rep", "support", "marketer"])
+)
+@click.password_option()
+@with_appcontext
+def create_user(email: str, name: str, role: str, password: str) -> None:
+    """Add a user who can sign in."""
+    from webapp.services import users
+    from webapp.services.errors import ValidationError
+
+    try:
+        user = users.create_user(db.session, email, name, role, password)
+    except ValidationError as exc:
+        raise click.ClickException(" ".join(exc.errors.values())) from None
+    db.session.commit()
+    click.echo(f"Created {user.role} {user.email}.")
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands on the app, so `crm` and `flask` both have them."""
+    for command in (up, worker, scheduler, seed_demo, create_user):
+        app.cli.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

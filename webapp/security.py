@@ -1,0 +1,63 @@
+"""Security headers on every response (pages, fragments, errors) and the session user."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from sqlalchemy import select
+
+from webapp.extensions import db, login
+from webapp.models import User
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "manifest-src 'self'",
+        "worker-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+@login.user_loader
+def load_user(session_key: str) -> User | None:
+    """Find the session's user; an old session version or a disabled user ends it."""
+    user_id, _, version = session_key.partition(".")
+    if not user_id.isdigit() or not version.isdigit():
+        return None
+    user = db.session.scalar(select(User).where(User.id == int(user_id)))
+    if user is None or not user.is_active or user.session_version != int(version):
+        return None
+    return user
+
+
+def init_app(app: Flask) -> None:
+    """Configure the login manager and add the headers to every response."""
+    login.login_view = "auth.login"
+    login.login_message = "Sign in to continue."
+    login.login_message_category = "info"
+    login.session_protection = "basic"
+
+    @app.after_request
+    def security_headers(response):
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        seconds = app.config["HSTS_SECONDS"]
+        if seconds:
+            h.setdefault("Strict-Transport-Security", f"max-age={seconds}; includeSubDomains")
+        if request.endpoint != "static" and "Cache-Control" not in h:
+            # Pages carry personal data: never kept by shared caches.
+            h["Cache-Control"] = "private, no-cache"
+        return response

@@ -1,0 +1,124 @@
+"""Activities: logging a call, visit, meeting, email or note exactly once, and the timeline."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from webapp.models import ACTIVITY_KINDS, Activity, Contact, User
+from webapp.models.base import utcnow
+from webapp.services.errors import ValidationError
+from webapp.services.permissions import require
+
+TIMELINE_PAGE = 20
+BODY_LIMIT = 5000
+# A phone's clock drifts; an entry logged offline may arrive weeks late, not years.
+MAX_FUTURE = timedelta(minutes=10)
+MAX_PAST = timedelta(days=90)
+KIND_LABELS = {
+    "call": "Call",
+    "visit": "Visit",
+    "meeting": "Meeting",
+    "email": "Email",
+    "note": "Note",
+}
+
+
+def _clean_uuid(value: str | None) -> str:
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        raise ValidationError({"uuid": "This form is out of date: reload the page."}) from None
+
+
+def log_activity(
+    session: Session,
+    user: User,
+    contact: Contact,
+    kind: str | None,
+    body: str | None,
+    client_uuid: str | None,
+    occurred_at: datetime | None = None,
+) -> tuple[Activity, bool]:
+    """Store an activity once per client UUID; return (activity, created).
+
+    A replay of the same UUID returns the stored activity and changes nothing.
+    :raise ValidationError: bad kind, body, UUID or time.
+    """
+    require(user, "activity.create", contact)
+    key = _clean_uuid(client_uuid)
+    existing = session.scalar(select(Activity).where(Activity.uuid == key))
+    if existing is not None:
+        if existing.contact_id != contact.id or existing.author_id != user.id:
+            raise ValidationError({"uuid": "This entry was already stored elsewhere."})
+        return existing, False
+
+    errors: dict[str, str] = {}
+    body = (body or "").strip()
+    if kind not in ACTIVITY_KINDS:
+        errors["kind"] = "Choose call, visit, meeting, email or note."
+    if len(body) > BODY_LIMIT:
+        errors["body"] = f"At most {BODY_LIMIT} characters (this has {len(body)})."
+    elif kind == "note" and not body:
+        errors["body"] = "Write the note first."
+    now = utcnow()
+    when = occurred_at or now
+    if when.tzinfo is None:
+        errors["occurred_at"] = "Give the time with its time zone."
+    elif when > now + MAX_FUTURE:
+        errors["occurred_at"] = "That time is in the future."
+    elif when < now - MAX_PAST:
+        errors["occurred_at"] = f"That is more than {MAX_PAST.days} days ago."
+    if errors:
+        raise ValidationError(errors)
+
+    activity = Activity(
+        uuid=key,
+        contact_id=contact.id,
+        author_id=user.id,
+        kind=kind,
+        body=body,
+        occurred_at=when,
+        created_at=now,
+    )
+    session.add(activity)
+    session.flush()
+    return activity, True
+
+
+@dataclass
+class TimelinePage:
+    entries: list[Activity]
+    next_before: int | None
+
+
+def timeline(
+    session: Session,
+    user: User,
+    contact: Contact,
+    before: int | None = None,
+    limit: int = TIMELINE_PAGE,
+) -> TimelinePage:
+    """A page of the contact's timeline, newest first; before is the last id shown."""
+    require(user, "activity.view", contact)
+    stmt = select(Activity).where(Activity.contact_id == contact.id)
+    if before is not None:
+        last = session.get(Activity, before)
+        if last is not None and last.contact_id == contact.id:
+            stmt = stmt.where(
+                tuple_(Activity.occurred_at, Activity.id) < (last.occurred_at, last.id)
+            )
+    stmt = stmt.order_by(Activity.occurred_at.desc(), Activity.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return TimelinePage(rows, rows[-1].id if more else None)
+
+
+def new_uuid() -> str:
+    """A fresh client UUID, for a form rendered by the server."""
+    return str(uuidlib.uuid4())

