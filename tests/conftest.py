@@ -40,6 +40,8 @@ def _config(url: str, instance: Path) -> dict:
         "SERVER_NAME": "localhost",
         "PREFERRED_URL_SCHEME": "https",
         "WTF_CSRF_ENABLED": False,
+        # Real argon2id, with the cheapest parameters: hashing cost is not under test.
+        "ARGON2_PROFILE": "CHEAPEST",
         "REDIS_URL": os.environ.get("TEST_REDIS_URL"),
     }
 
@@ -66,20 +68,24 @@ def migrated(backend, tmp_path_factory):
 
 @pytest.fixture
 def app(backend, migrated, tmp_path):
-    """An app on a clean database: a fresh copy of the SQLite template, or emptied tables."""
+    """An app on a clean database: a fresh copy of the SQLite template, or emptied tables.
+
+    No app context stays pushed: each test-client request then gets its own, as in
+    production (a shared one would share g and the session between "devices").
+    """
     url, base = migrated
     if backend == "sqlite":
         path = tmp_path / "crm.sqlite3"
         shutil.copy(base / "template.sqlite3", path)
         url = f"sqlite:///{path}"
     app = create_app(_config(url, tmp_path))
-    with app.app_context():
-        if backend == "postgresql":
+    if backend == "postgresql":
+        with app.app_context():
             tables = ", ".join(t.name for t in db.metadata.sorted_tables)
             db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             db.session.commit()
-        yield app
-        db.session.remove()
+    yield app
+    with app.app_context():
         db.engine.dispose()
 
 
@@ -88,35 +94,46 @@ def client(app):
     return app.test_client()
 
 
+def _detach(obj, *relationships):
+    """Load obj's columns (and the named relationships) and detach it from the session."""
+    db.session.refresh(obj)
+    for name in relationships:
+        getattr(obj, name)
+    db.session.expunge(obj)
+    return obj
+
+
 @pytest.fixture
 def make_user(app):
-    """Create a user of a role: make_user('rep', email=…)."""
+    """Create a user of a role: make_user('rep', email=…); returns a detached User."""
     count = {"n": 0}
 
     def make(role: str = "rep", email: str | None = None, name: str | None = None):
         count["n"] += 1
-        user = users.create_user(
-            db.session,
-            email or f"{role}{count['n']}@example.com",
-            name or f"{role.title()} {count['n']}",
-            role,
-            PASSWORD,
-        )
-        db.session.commit()
-        return user
+        with app.app_context():
+            user = users.create_user(
+                db.session,
+                email or f"{role}{count['n']}@example.com",
+                name or f"{role.title()} {count['n']}",
+                role,
+                PASSWORD,
+            )
+            db.session.commit()
+            return _detach(user)
 
     return make
 
 
 @pytest.fixture
 def make_contact(app):
-    """Create a contact owned by a user: make_contact(owner, name=…, phone=…)."""
+    """Create a contact owned by a user: make_contact(owner, name=…); returns it detached."""
 
     def make(owner, **fields) -> Contact:
         fields.setdefault("name", "Jane Doe")
-        contact = contacts.create_contact(db.session, owner, fields)
-        db.session.commit()
-        return contact
+        with app.app_context():
+            contact = contacts.create_contact(db.session, owner, fields)
+            db.session.commit()
+            return _detach(contact, "handles")
 
     return make
 

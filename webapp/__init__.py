@@ -28,7 +28,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from webapp import cli, errors, htmx, security
     from webapp.extensions import csrf, db, login, migrate
     from webapp.extensions import htmx as htmx_ext
+    from webapp.services.users import configure_hasher
 
+    configure_hasher(app.config["ARGON2_PROFILE"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)

@@ -59,5 +59,6 @@ def from_environment(instance_path: str) -> dict:
         "LOGIN_LOCK_MINUTES": int(os.environ.get("LOGIN_LOCK_MINUTES", "15")),
         "HSTS_SECONDS": int(os.environ.get("HSTS_SECONDS", "31536000")),
         "UNDO_MINUTES": int(os.environ.get("UNDO_MINUTES", "30")),
+        "ARGON2_PROFILE": os.environ.get("ARGON2_PROFILE", "RFC_9106_LOW_MEMORY"),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     }

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, text, tuple_
+from sqlalchemy import and_, bindparam, or_, select, text, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from social.matching import NETWORK_LABELS, normalize_handle
@@ -51,12 +51,12 @@ def _clean(data: dict[str, str | None]) -> tuple[dict[str, str | None], dict[str
     for field in FIELDS:
         raw = data.get(field)
         value = (raw or "").strip()
-        if field != "notes" and "\n" in value:
-            value = " ".join(value.split())
         if _CONTROL.search(value):
             errors[field] = "Remove the control characters."
         elif len(value) > LIMITS[field]:
             errors[field] = f"At most {LIMITS[field]} characters (this has {len(value)})."
+        elif field != "notes":
+            value = " ".join(value.split())
         values[field] = value or None
 
     if not values["name"] and "name" not in errors:
@@ -231,22 +231,48 @@ def _terms(query: str) -> list[str]:
     return [t for t in query.split() if t][:8]
 
 
-def _term_filter(session: Session, term: str):
-    """A WHERE clause for one term, shaped so the dialect's index answers it.
-
-    Three characters or more: a substring match through the trigram index (FTS5 on
-    SQLite, pg_trgm on PostgreSQL). Shorter: a prefix of the name, through its index.
-    """
-    if len(term) < 3:
-        return and_(Contact.sort_name >= term, Contact.sort_name < term + "\uffff")
+def _substring_filter(session: Session, term: str):
+    """A term of three characters or more, anywhere in the search text, through the
+    trigram index (FTS5 on SQLite, pg_trgm on PostgreSQL)."""
     if session.get_bind().dialect.name == "sqlite":
         phrase = '"' + term.replace('"', '""') + '"'
         return Contact.id.in_(
             select(text("rowid"))
             .select_from(text("contacts_fts"))
-            .where(text("contacts_fts MATCH :phrase").bindparams(phrase=phrase))
+            .where(
+                text("contacts_fts MATCH :phrase").bindparams(
+                    bindparam("phrase", phrase, unique=True)
+                )
+            )
         )
     return Contact.search_text.like(f"%{_like_escape(term)}%", escape="\\")
+
+
+def _word_prefix_filter(term: str):
+    """A short term (one or two characters) as the start of any word."""
+    escaped = _like_escape(term)
+    return or_(
+        Contact.search_text.like(f"{escaped}%", escape="\\"),
+        Contact.search_text.like(f"% {escaped}%", escape="\\"),
+    )
+
+
+def _search_filters(session: Session, query: str) -> list:
+    """WHERE clauses for a search: every term must match.
+
+    Terms of three characters or more go through the trigram index. Shorter ones match
+    the start of a word; when the whole search is short, the first term is matched as
+    the start of the name, which the name index answers.
+    """
+    terms = _terms(query)
+    long_terms = [t for t in terms if len(t) >= 3]
+    short_terms = [t for t in terms if len(t) < 3]
+    filters = [_substring_filter(session, t) for t in long_terms]
+    if short_terms and not long_terms:
+        first = short_terms.pop(0)
+        filters.append(and_(Contact.sort_name >= first, Contact.sort_name < first + "\uffff"))
+    filters += [_word_prefix_filter(t) for t in short_terms]
+    return filters
 
 
 def list_contacts(
@@ -263,8 +289,7 @@ def list_contacts(
     """
     require(user, "contact.view")
     stmt = select(Contact).where(Contact.deleted_at.is_(None))
-    for term in _terms(query):
-        stmt = stmt.where(_term_filter(session, term))
+    stmt = stmt.where(*_search_filters(session, query))
     if mine:
         stmt = stmt.where(Contact.owner_id == user.id)
     if after is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -15,10 +15,31 @@ from webapp.services.contacts import EMAIL_RE
 from webapp.services.errors import PermissionDenied, ValidationError
 from webapp.services.permissions import require
 
-_hasher = PasswordHasher()
-# Verified against when the email is unknown, so a wrong email costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
 MIN_PASSWORD = 10
+_hasher = PasswordHasher()
+_dummy_hash: str | None = None
+
+
+def configure_hasher(profile: str) -> None:
+    """Use an argon2-cffi parameter profile (RFC_9106_LOW_MEMORY unless told otherwise).
+
+    Hashes made with other parameters still verify, and are rehashed at next sign-in.
+    """
+    global _hasher, _dummy_hash
+    names = ("RFC_9106_LOW_MEMORY", "RFC_9106_HIGH_MEMORY", "CHEAPEST")
+    if profile not in names:
+        raise ValueError(f"ARGON2_PROFILE must be one of {', '.join(names)}, not {profile!r}")
+    _hasher = PasswordHasher.from_parameters(getattr(profiles, profile))
+    _dummy_hash = None
+
+
+def _dummy() -> str:
+    """A hash to verify against when the email is unknown, so that a wrong email costs
+    as long as a wrong password."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("not a password of anyone")
+    return _dummy_hash
 
 
 class LoginThrottled(Exception):
@@ -89,7 +110,7 @@ def authenticate(
     user = session.scalar(select(User).where(User.email == email))
     ok = False
     try:
-        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+        ok = _hasher.verify(user.password_hash if user else _dummy(), password or "")
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None or not user.is_active:

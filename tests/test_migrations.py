@@ -1,0 +1,57 @@
+"""The schema comes from the migrations alone, on SQLite and PostgreSQL alike."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import inspect
+
+from webapp.extensions import db
+
+
+def _diff(app):
+    with app.app_context(), db.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "include_object": lambda obj, name, type_, *_: (
+                    not (
+                        name
+                        and (name.startswith("contacts_fts") or name == "ix_contacts_search_trgm")
+                    )
+                ),
+            },
+        )
+        return compare_metadata(context, db.metadata)
+
+
+def test_migrations_match_the_models(app):
+    assert _diff(app) == []
+
+
+def test_downgrade_and_upgrade_again(app, backend):
+    with app.app_context():
+        downgrade(revision="base")
+        tables = set(inspect(db.engine).get_table_names()) - {"alembic_version"}
+        assert tables == set()
+        upgrade()
+        assert {"users", "contacts", "contact_handles", "activities"} <= set(
+            inspect(db.engine).get_table_names()
+        )
+        if backend == "sqlite":
+            assert "contacts_fts" in inspect(db.engine).get_table_names()
+        else:
+            indexes = {i["name"] for i in inspect(db.engine).get_indexes("contacts")}
+            assert "ix_contacts_search_trgm" in indexes
+    assert _diff(app) == []
+
+
+def test_search_index_follows_edits_and_deletes(app, client, login, make_user, make_contact):
+    rep = make_user("rep")
+    c = make_contact(rep, name="Oldname Person", company="Firstco")
+    login(rep)
+    client.post(f"/contacts/{c.id}/edit", data={"name": "Newname Person", "company": "Secondco"})
+    assert "Newname" in client.get("/contacts?q=newname").get_data(as_text=True)
+    assert "Newname" not in client.get("/contacts?q=oldname").get_data(as_text=True)
+    assert "Newname" in client.get("/contacts?q=secondco").get_data(as_text=True)
+    assert "Newname" not in client.get("/contacts?q=firstco").get_data(as_text=True)
