@@ -32,7 +32,7 @@ class Contact(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    owner = relationship("User", lazy="joined")
+    owner = relationship("User")
     handles = relationship(
         "ContactHandle",
         back_populates="contact",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, or_, select, text, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from social.matching import NETWORK_LABELS, normalize_handle
 from webapp.models import NETWORKS, Contact, ContactHandle, User
@@ -297,7 +297,7 @@ def list_contacts(
         if last is not None:
             stmt = stmt.where(tuple_(Contact.sort_name, Contact.id) > (last.sort_name, last.id))
     stmt = stmt.order_by(Contact.sort_name, Contact.id).limit(limit + 1)
-    rows = list(session.scalars(stmt.options(selectinload(Contact.handles))))
+    rows = list(session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
     return ContactPage(rows, rows[-1].id if more else None)
