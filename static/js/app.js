@@ -8,13 +8,14 @@
     if (meta) evt.detail.ctx.request.headers["X-CSRFToken"] = meta.content;
   });
 
-  // No answer at all (no signal): navigate for real, so the service worker can serve
-  // its cached copy or the offline page instead of leaving the tap unanswered.
+  // No answer at all (no signal) to a whole-page request (a boosted link, or Back):
+  // navigate for real, so the service worker can serve its cached copy or the offline
+  // page instead of leaving the tap unanswered. Fragments (search, scrolling) stay put.
   document.addEventListener("htmx:error", (evt) => {
     const ctx = evt.detail && evt.detail.ctx;
-    if (ctx && !ctx.response && ctx.request && ctx.request.method === "GET" &&
-        ctx.sourceElement && ctx.sourceElement.matches("a[href]")) {
-      window.location.href = ctx.request.action;
+    const req = ctx && ctx.request;
+    if (req && !ctx.response && req.method === "GET" && req.headers["HX-Request-Type"] === "full") {
+      window.location.href = req.action;
     }
   });
 

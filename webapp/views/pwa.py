@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, send_from_directory
+import hashlib
+from functools import cache
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, render_template, send_from_directory
 
 bp = Blueprint("pwa", __name__)
+# What the service worker precaches; its version changes whenever one of them does.
+SHELL_FILES = ("css", "js", "icons", "manifest.webmanifest", "sw.js")
+SHELL_TEMPLATES = ("offline.html", "base.html")
+
+
+@cache
+def _service_worker(static_folder: str, template_folder: str) -> str:
+    """sw.js with VERSION set to a hash of the shell's files."""
+    digest = hashlib.sha256()
+    paths = []
+    for name in SHELL_FILES:
+        root = Path(static_folder, name)
+        paths += sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    paths += [Path(template_folder, name) for name in SHELL_TEMPLATES]
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    source = Path(static_folder, "sw.js").read_text()
+    return source.replace("__SHELL_VERSION__", digest.hexdigest()[:12])
 
 
 @bp.get("/manifest.webmanifest")
@@ -18,7 +41,8 @@ def manifest():
 @bp.get("/sw.js")
 def service_worker():
     """The service worker, served from / so its scope is the whole app."""
-    response = send_from_directory(current_app.static_folder, "sw.js", max_age=0)
+    body = _service_worker(current_app.static_folder, current_app.template_folder)
+    response = Response(body, mimetype="text/javascript")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"
     return response
