@@ -1,0 +1,253 @@
+"""Real-browser fixtures: the real app behind a real HTTP server, driven by Debian's Chromium.
+
+Fixtures (use these names; tests/browser/test_*.py rely on them):
+
+- ``live_server`` (function scope): the real app from ``webapp.create_app`` on its own
+  SQLite file (a copy of one migrated with ``flask_migrate.upgrade()`` per session), served
+  by ``werkzeug.serving.make_server(..., threaded=True)`` on 127.0.0.1 and a free port.
+  CSRF, the security headers and ``SESSION_COOKIE_SECURE`` are as in production; Chromium
+  treats http://127.0.0.1 as a secure context and keeps Secure cookies there.
+  ``INSTANCE_PATH`` points at a tmp dir. Attributes and helpers:
+
+  - ``.url``: base URL without a trailing slash, e.g. ``http://127.0.0.1:41234``
+  - ``.app``: the Flask app (use ``with live_server.app.app_context():`` for the DB)
+  - ``.errors``: unhandled exceptions raised in the server; teardown fails if any
+  - ``.add_user(role="rep", email=None, name=None, password=PASSWORD) -> Account``
+  - ``.add_contact(owner: Account, **fields) -> int`` (the contact's id)
+  - ``.add_activity(author: Account, contact_id, kind, body="", ago=None) -> int``
+    (``ago`` is a timedelta back from now)
+
+- ``browser`` (session scope): Chromium from /usr/bin/chromium through playwright's sync
+  API, headless. Never a downloaded browser: if /usr/bin/chromium is missing the tests
+  fail with a message saying so.
+- ``new_page`` (function scope): ``new_page(**context_options) -> Page``, a fresh context
+  shaped like a phone (390x844, device scale 3, mobile, touch) plus a page, e.g.
+  ``new_page(java_script_enabled=False)``. Each page has ``page.console_errors``, a list
+  of the console errors and uncaught page errors seen so far (CSP violations included).
+  Contexts are closed on teardown.
+- ``page`` (function scope): ``new_page()`` with the defaults above.
+
+Helpers and constants: ``sign_in(page, live_server, email, password=PASSWORD)`` signs in
+through the real form and waits for the contact list; ``PASSWORD`` is ``add_user``'s
+default; ``CHROMIUM`` (the path), ``CHROMIUM_ARGS`` and ``PHONE`` (the context options
+above) are there for tests that launch their own context, e.g. a persistent one.
+``browser_db_template`` (session) is the migrated SQLite file ``live_server`` copies.
+Every test here should carry ``pytestmark = pytest.mark.browser``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask, got_request_exception
+from flask_migrate import upgrade
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+from webapp import create_app
+from webapp.extensions import db
+from webapp.models import Contact, User
+from webapp.models.base import utcnow
+from webapp.services import activities, contacts, users
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+PASSWORD = "correct horse battery"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user created in the live server's database, with the password to sign in."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    password: str
+
+
+@dataclass
+class LiveServer:
+    """The app behind a real HTTP server, with helpers that write to its database."""
+
+    url: str
+    app: Flask
+    errors: list[BaseException] = field(default_factory=list)
+    _count: int = 0
+
+    def add_user(
+        self,
+        role: str = "rep",
+        email: str | None = None,
+        name: str | None = None,
+        password: str = PASSWORD,
+    ) -> Account:
+        """Create and commit a user; return what a test needs to sign in as them."""
+        self._count += 1
+        email = email or f"{role}{self._count}@example.com"
+        name = name or f"{role.title()} {self._count}"
+        with self.app.app_context():
+            user = users.create_user(db.session, email, name, role, password)
+            db.session.commit()
+            return Account(user.id, user.email, user.name, user.role, password)
+
+    def add_contact(self, owner: Account, **fields: str) -> int:
+        """Create and commit a contact owned by owner; return its id."""
+        with self.app.app_context():
+            user = db.session.get(User, owner.id)
+            contact = contacts.create_contact(db.session, user, fields)
+            db.session.commit()
+            return contact.id
+
+    def add_activity(
+        self,
+        author: Account,
+        contact_id: int,
+        kind: str,
+        body: str = "",
+        ago: timedelta | None = None,
+    ) -> int:
+        """Log and commit an activity on a contact, ago back from now; return its id."""
+        with self.app.app_context():
+            user = db.session.get(User, author.id)
+            contact = db.session.get(Contact, contact_id)
+            when = utcnow() - ago if ago else None
+            activity, _ = activities.log_activity(
+                db.session, user, contact, kind, body, activities.new_uuid(), when
+            )
+            db.session.commit()
+            return activity.id
+
+
+def _config(database: Path) -> dict:
+    # Only what a test must pin; CSRF, cookies and headers keep their production values.
+    return {
+        "SECRET_KEY": "browser-test-secret",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+        "REDIS_URL": None,
+        "SESSION_COOKIE_SECURE": True,
+        "WTF_CSRF_ENABLED": True,
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_db_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated once per session; each live server runs on a copy."""
+    base = tmp_path_factory.mktemp("browser-db")
+    path = base / "template.sqlite3"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INSTANCE_PATH", str(base / "instance"))
+        app = create_app(_config(path))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def live_server(browser_db_template, tmp_path, monkeypatch) -> Iterator[LiveServer]:
+    """The real app on a fresh database, served over HTTP on 127.0.0.1 in a thread."""
+    database = tmp_path / "crm.sqlite3"
+    shutil.copy(browser_db_template, database)
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app(_config(database))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    live = LiveServer(f"http://127.0.0.1:{server.server_port}", app)
+
+    def record(_sender, exception, **_extra):
+        live.errors.append(exception)
+
+    got_request_exception.connect(record, app)
+    # A short poll interval lets shutdown() return at once instead of after half a second.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-server", daemon=True
+    )
+    thread.start()
+    try:
+        yield live
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        got_request_exception.disconnect(record, app)
+        with app.app_context():
+            db.engine.dispose()
+    assert not live.errors, f"the app raised while serving: {live.errors!r}"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless; never a browser downloaded by playwright."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's Chromium "
+            "(apt-get install chromium); they never use a downloaded browser.",
+            pytrace=False,
+        )
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def new_page(browser) -> Iterator[Callable[..., Page]]:
+    """Open pages in fresh phone-sized contexts; each page records its console errors."""
+    opened = []
+
+    def make(**options) -> Page:
+        context = browser.new_context(**{**PHONE, **options})
+        opened.append(context)
+        page = context.new_page()
+        page.console_errors = []
+        page.on(
+            "console",
+            lambda msg: msg.type == "error" and page.console_errors.append(msg.text),
+        )
+        page.on("pageerror", lambda exc: page.console_errors.append(f"uncaught: {exc}"))
+        return page
+
+    yield make
+    for context in opened:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page) -> Page:
+    """A page in a phone-sized context (390x844, scale 3, mobile, touch)."""
+    return new_page()
+
+
+def sign_in(page: Page, live_server: LiveServer, email: str, password: str = PASSWORD) -> None:
+    """Sign in through the real form and wait for the contact list."""
+    page.goto(f"{live_server.url}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/contacts$"))
+    nav = page.get_by_role("banner").get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Account")).to_be_visible()
