@@ -76,7 +76,9 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
     log_path = tmp_path / "up.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "webapp.cli", "up"],
+            # Started as a shell starts a background job, with SIGINT ignored: Ctrl-C
+            # must still reach `crm up`.
+            ["sh", "-c", 'trap "" INT; exec "$0" -m webapp.cli up', sys.executable],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

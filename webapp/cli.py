@@ -69,8 +69,10 @@ def up(host: str, port: int, demo: bool) -> None:
         os.environ["REDIS_URL"] = app.config["REDIS_URL"] = url
         click.echo(f"Embedded Redis on {url}")
 
-    # SIGTERM (from a process manager) takes the same path out as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C, and SIGTERM from a process manager, take the same way out. SIGINT is set
+    # explicitly because a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     children: list[subprocess.Popen] = []
     try:
         for command in ("worker", "scheduler"):
