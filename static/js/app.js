@@ -19,6 +19,17 @@
     }
   });
 
+  // Times come from the server in UTC; show them in the phone's own zone and language.
+  const local = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const localTimes = () => {
+    for (const t of document.querySelectorAll("time[datetime]:not([data-local])")) {
+      t.textContent = local.format(new Date(t.dateTime));
+      t.dataset.local = "";
+    }
+  };
+  document.addEventListener("DOMContentLoaded", localTimes);
+  document.addEventListener("htmx:after:swap", localTimes);
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", () => {
       navigator.serviceWorker.register("/sw.js").catch(() => {});
