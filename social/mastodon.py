@@ -1,0 +1,314 @@
+"""Mastodon connector: mentions of an account, or a public hashtag, as Mentions.
+
+Everything Mastodon-specific lives here: talking to an instance through Mastodon.py,
+paging with min_id, turning status HTML into plain text, and translating the
+library's errors into SourceError / RateLimited. No Flask, no database.
+
+external_id is the status `uri`, the canonical ActivityPub id minted by the instance
+the post was written on (https://origin.host/users/name/statuses/123). It carries
+the origin host, as DESIGN.md asks of Mastodon ids, and unlike the numeric `id`
+(which each instance assigns locally) it is the same whichever instance we read the
+post through, so two configured sources that both see one post store it once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+
+from mastodon import Mastodon
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonError,
+    MastodonNetworkError,
+    MastodonNotFoundError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+)
+
+from social.matching import normalize_handle
+from social.mention import FetchResult, Mention, RateLimited, SourceError
+
+PAGE_SIZE = 40  # the most Mastodon returns per page of statuses
+MAX_PAGES = 10  # per poll; the cursor advances page by page, so the rest comes next poll
+MAX_PARENT_LOOKUPS = 20
+REQUEST_TIMEOUT = 20.0
+# When a 429 carries no usable reset time, Mastodon's windows are five minutes.
+DEFAULT_BACKOFF = timedelta(minutes=5)
+_TAG = re.compile(r"^\w{1,100}$")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def fetch(config: dict[str, Any], cursor: str | None, *, client: Any = None) -> FetchResult:
+    """Poll one Mastodon source for mentions newer than cursor (a min_id).
+
+    config: instance (base URL); mode "mentions" (notifications of the account whose
+    token is in access_token or the env var named by token_env) or "hashtag" (tag);
+    optional domain (the handle domain of local accounts, when it differs from the
+    instance's host) and local (hashtag: this instance only).
+    A first poll (cursor None) takes the newest page only: a new source starts now. (If
+    that page is empty the cursor stays None, and the next poll is a first poll again.)
+    :raise RateLimited: when the instance asks us to wait.
+    :raise SourceError: saying in words what went wrong.
+    """
+    base = _instance(config)
+    mode = config.get("mode", "mentions")
+    if mode not in ("mentions", "hashtag"):
+        raise SourceError(f"Unknown Mastodon mode {mode!r}: use mentions or hashtag.")
+    own_client = client is None
+    if own_client:
+        client = _client(base, _token(config, mode))
+    try:
+        if mode == "mentions":
+            notifications, cursor = _page_newer(
+                lambda **page: client.notifications(types=["mention"], **page), cursor
+            )
+            statuses = [n.status for n in notifications if n.get("status")]
+        else:
+            tag = _tag(config)
+            local = bool(config.get("local", False))
+            statuses, cursor = _page_newer(
+                lambda **page: client.timeline_hashtag(tag, local=local, **page), cursor
+            )
+        parents = _parent_uris(client, statuses)
+        domain = config.get("domain")
+        mentions = [to_mention(s, domain, parents) for s in statuses if not s.get("reblog")]
+        return FetchResult(mentions=mentions, cursor=cursor)
+    except MastodonError as exc:
+        raise _translate(exc, base, client) from None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        # A status without its account or times: say so rather than fail obscurely.
+        host = urlsplit(base).netloc
+        raise SourceError(f"{host} sent a status we could not read.") from None
+    finally:
+        if own_client:
+            client.session.close()
+
+
+def _instance(config: dict[str, Any]) -> str:
+    raw = str(config.get("instance") or "").strip().rstrip("/")
+    if "://" not in raw and raw:
+        raw = f"https://{raw}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SourceError("Set the Mastodon instance, e.g. https://mastodon.social.")
+    # A token sent over plain HTTP can be read on the way; only a local test server may.
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise SourceError("The Mastodon instance must be an https:// address.")
+    return raw
+
+
+def _token(config: dict[str, Any], mode: str) -> str | None:
+    if config.get("access_token"):
+        return str(config["access_token"])
+    if mode == "hashtag" and "token_env" not in config:
+        # Hashtags are public; never hand the default token to an instance it may not
+        # belong to.
+        return None
+    env = config.get("token_env", "MASTODON_ACCESS_TOKEN")
+    token = os.environ.get(env)
+    if not token and mode == "mentions":
+        raise SourceError(f"Mastodon mentions need an access token: set {env}.")
+    return token or None
+
+
+def _tag(config: dict[str, Any]) -> str:
+    tag = str(config.get("tag") or "").strip().lstrip("#")
+    if not _TAG.match(tag):
+        raise SourceError("Set the hashtag to follow: letters, digits or underscores.")
+    return tag
+
+
+def _client(base: str, token: str | None) -> Mastodon:
+    # "throw", not the default "wait": a worker must reschedule, never sleep for minutes.
+    # version_check_mode="none" spares a request to /api/v1/instance on every poll.
+    return Mastodon(
+        api_base_url=base,
+        access_token=token,
+        ratelimit_method="throw",
+        version_check_mode="none",
+        request_timeout=REQUEST_TIMEOUT,
+    )
+
+
+def _page_newer(call: Callable[..., list[Any]], cursor: str | None) -> tuple[list[Any], str | None]:
+    """Items newer than cursor, oldest page first, and the id to resume from.
+
+    With min_id Mastodon returns the page immediately above the cursor (newest first
+    within it), so walking upward page by page skips nothing, and stopping at
+    MAX_PAGES only defers the rest to the next poll.
+    """
+    if cursor is None:
+        page = call(limit=PAGE_SIZE)
+        return list(page), str(page[0].id) if page else None
+    items: list[Any] = []
+    for _ in range(MAX_PAGES):
+        page = call(min_id=cursor, limit=PAGE_SIZE)
+        if not page:
+            break
+        items.extend(page)
+        cursor = str(page[0].id)
+        if len(page) < PAGE_SIZE:
+            break
+    return items, cursor
+
+
+def _parent_uris(client: Any, statuses: list[Any]) -> dict[str, str]:
+    """Map local in_reply_to ids to the parents' uris, so in_reply_to names the parent
+    the way external_id names every post."""
+    known = {str(s.id): s.uri for s in statuses}
+    wanted = {str(s.in_reply_to_id) for s in statuses if s.get("in_reply_to_id")}
+    found: dict[str, str] = {}
+    lookups = 0
+    for parent_id in sorted(wanted):
+        if parent_id in known:
+            found[parent_id] = known[parent_id]
+            continue
+        if lookups >= MAX_PARENT_LOOKUPS:
+            continue
+        lookups += 1
+        try:
+            found[parent_id] = client.status(parent_id).uri
+        except MastodonRatelimitError:
+            # Spend no more of the budget on an optional field; the mentions still go in.
+            break
+        except (MastodonAPIError, MastodonNetworkError):
+            continue  # a deleted or private parent
+    return found
+
+
+def to_mention(status: Any, domain: str | None, parents: dict[str, str] | None = None) -> Mention:
+    """A Mastodon Status entity (as Mastodon.py returns it) as a Mention."""
+    account = status.account
+    text = html_to_text(status.get("content") or "")
+    if status.get("spoiler_text"):
+        # The content warning is part of what was said, and often the angriest part.
+        text = f"{status.spoiler_text}\n\n{text}".strip()
+    reply_id = status.get("in_reply_to_id")
+    return Mention(
+        network="mastodon",
+        external_id=status.uri,
+        author_handle=account_handle(account, domain),
+        author_name=account.get("display_name") or account.username,
+        author_followers=account.get("followers_count"),
+        author_id=account.get("url") or account.get("uri"),
+        text=text or "(no text)",
+        url=status.get("url") or status.uri,
+        created_at=_utc(status.created_at),
+        in_reply_to=(parents or {}).get(str(reply_id)) if reply_id else None,
+        language=status.get("language") or None,
+    )
+
+
+def account_handle(account: Any, domain: str | None) -> str:
+    """user@instance for an Account: acct has no host for the instance's own users.
+
+    Their host is domain when the source sets one (an instance whose handles use a
+    shorter domain than its web address), else the host serving their profile URL.
+    """
+    acct = str(account.acct)
+    if "@" not in acct:
+        host = domain or urlsplit(account.get("url") or account.get("uri") or "").hostname
+        acct = f"{acct}@{host}"
+    try:
+        return normalize_handle("mastodon", acct)
+    except ValueError:
+        # An odd but real handle (an IP-addressed test instance, say) still gets in.
+        return acct.lower()
+
+
+def _utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _translate(exc: MastodonError, base: str, client: Any) -> SourceError:
+    host = urlsplit(base).netloc
+    if isinstance(exc, MastodonRatelimitError):
+        reset = getattr(client, "ratelimit_reset", None)
+        now = datetime.now(UTC)
+        retry_at = datetime.fromtimestamp(reset, UTC) if reset else now + DEFAULT_BACKOFF
+        return RateLimited(
+            f"{host} asks us to slow down; polling resumes later.", max(retry_at, now)
+        )
+    if isinstance(exc, MastodonUnauthorizedError):
+        return SourceError(
+            f"{host} refused the access token (401): it is wrong, revoked, or for another "
+            "instance. Create a new one with the read scope."
+        )
+    if isinstance(exc, MastodonNotFoundError):
+        return SourceError(f"{host} has no such endpoint (404): is the instance address right?")
+    if isinstance(exc, MastodonServerError):
+        return SourceError(f"{host} had a server error ({_status(exc)}); we will try again.")
+    if isinstance(exc, MastodonNetworkError):
+        return SourceError(f"Could not reach {host}: the network or the instance is down.")
+    if isinstance(exc, MastodonAPIError) and _status(exc) == 403:
+        return SourceError(
+            f"{host} forbids this (403): the token lacks the read scope, or the instance "
+            "requires sign-in for hashtag timelines."
+        )
+    if isinstance(exc, MastodonAPIError) and _status(exc) is None:
+        return SourceError(f"{host} sent a reply that is not valid Mastodon JSON.")
+    return SourceError(f"{host} answered with an error ({_status(exc) or 'unknown'}).")
+
+
+def _status(exc: MastodonError) -> int | None:
+    code = exc.args[1] if len(exc.args) > 1 else None
+    return code if isinstance(code, int) else None
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text a reader sees: tags dropped, entities decoded, line breaks kept."""
+
+    BREAK = frozenset({"br"})
+    BLOCK = frozenset(
+        {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
+    )
+    # Their content is never shown, so it is not part of what was said.
+    HIDDEN = frozenset({"script", "style", "template"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag in self.BREAK:
+            self.parts.append("\n")
+        elif tag in self.BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.BREAK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self.BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            # Source newlines and runs of spaces are layout in HTML, not text.
+            self.parts.append(re.sub(r"[ \t\r\n\f]+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of a status's HTML: <br> and paragraphs become line breaks, tags go,
+    entities are decoded, link text stays (Mastodon's hidden URL parts included)."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
+    lines = [line.strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -1,0 +1,449 @@
+"""RSS and Atom feeds: fetched here with guards, parsed by feedparser, turned into Mentions.
+
+What belongs here: the one `fetch` the poll job calls for a feed source, the download
+that refuses to reach internal addresses (SSRF) or to read without bound, the cursor
+(conditional-request validators and the entry ids already seen), and the mapping of
+feed entries to `Mention`s with plain-text bodies.
+
+The download connects to the very address it checked: the URL's host is resolved once,
+every address is checked, and the request goes to that IP with the original Host header
+and TLS server name (certificates are still verified against the host name). Redirects
+are followed by hand, each one checked the same way. No proxy from the environment is
+used, since a proxy would make the check meaningless.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import io
+import ipaddress
+import json
+import socket
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+
+import feedparser
+import httpx
+
+from social.mention import TEXT_LIMIT, FetchResult, Mention, SourceError
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_REDIRECTS = 5
+# Enough for any feed's current entries plus the recent past, small enough for a cursor.
+SEEN_LIMIT = 500
+USER_AGENT = "FieldCRM feed reader (+https://github.com/fieldcrm)"
+ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.1"
+_REDIRECTS = {301, 302, 303, 307, 308}
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def fetch(
+    config: dict[str, Any], cursor: str | None, *, allow_private: bool = False, timeout: float = 10
+) -> FetchResult:
+    """Entries of the feed at config["url"] not seen before, oldest first.
+
+    allow_private lets tests reach 127.0.0.1; nothing else should set it.
+    :raise SourceError: saying why, in words.
+    """
+    url = config.get("url")
+    url = url.strip() if isinstance(url, str) else ""
+    if not url:
+        raise SourceError("A feed source needs a URL.")
+    state = _load_cursor(cursor)
+    fetched = _download(url, state, allow_private=allow_private, timeout=timeout)
+    if fetched.status == 304:
+        return FetchResult(mentions=[], cursor=cursor, reads=0)
+
+    parsed = feedparser.parse(
+        io.BytesIO(fetched.body),
+        response_headers={
+            "content-type": fetched.content_type,
+            "content-location": fetched.url,
+        },
+    )
+    if not parsed.get("version") and not parsed.entries:
+        raise SourceError("That address did not return an RSS or Atom feed.")
+
+    now = datetime.now(UTC)
+    seen = set(state["seen"])
+    current: dict[str, None] = {}  # ordered set
+    mentions: list[Mention] = []
+    for entry in parsed.entries:
+        external_id = _entry_id(entry, url)
+        if external_id in current:
+            continue
+        current[external_id] = None
+        if external_id not in seen:
+            mentions.append(_mention(entry, external_id, parsed.feed, url, now))
+    mentions.sort(key=lambda m: m.created_at)  # stable: feed order among equal times
+
+    keep = list(current) + [i for i in state["seen"] if i not in current]
+    next_cursor = {
+        "etag": fetched.etag,
+        "modified": fetched.modified,
+        "seen": keep[: max(SEEN_LIMIT, len(current))],
+    }
+    # Feeds cost nothing per read: reads counts billable reads only.
+    return FetchResult(mentions=mentions, cursor=json.dumps(next_cursor), reads=0)
+
+
+def _load_cursor(cursor: str | None) -> dict[str, Any]:
+    """The cursor's validators and seen ids; an unreadable cursor counts as none."""
+    state: dict[str, Any] = {"etag": None, "modified": None, "seen": []}
+    if not cursor:
+        return state
+    try:
+        data = json.loads(cursor)
+    except ValueError:
+        return state
+    if isinstance(data, dict):
+        for key in ("etag", "modified"):
+            if isinstance(data.get(key), str):
+                state[key] = data[key]
+        if isinstance(data.get("seen"), list):
+            state["seen"] = [str(i) for i in data["seen"]]
+    return state
+
+
+@dataclass
+class _Fetched:
+    status: int
+    url: str
+    body: bytes = b""
+    content_type: str = ""
+    etag: str | None = None
+    modified: str | None = None
+
+
+def is_forbidden(ip: IPAddress) -> bool:
+    """Whether ip is one a server-side fetch must never reach: loopback, private,
+    link-local, multicast, reserved, unspecified or otherwise not global, including
+    IPv4 addresses wrapped in IPv6 (mapped, NAT64, 6to4, Teredo)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded: list[ipaddress.IPv4Address] = []
+        if ip.ipv4_mapped:
+            embedded.append(ip.ipv4_mapped)
+        if any(ip in net for net in _NAT64):
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.sixtofour:
+            embedded.append(ip.sixtofour)
+        if ip.teredo:
+            embedded.extend(ip.teredo)
+        if any(is_forbidden(v4) for v4 in embedded):
+            return True
+    return (
+        not ip.is_global
+        or ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+def _resolve(url: httpx.URL, allow_private: bool) -> IPAddress:
+    """The address to connect to for url, after checking every address its host has."""
+    if url.scheme not in ("http", "https"):
+        raise SourceError("A feed URL must start with http:// or https://.")
+    host = url.raw_host.decode("ascii")
+    if not host:
+        raise SourceError("The feed URL has no host.")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise SourceError(f"The feed's host {url.host!r} could not be found.") from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise SourceError(f"The feed's host {url.host!r} could not be found.")
+    # One internal address is enough to refuse: DNS answers can be mixed on purpose.
+    if not allow_private and any(is_forbidden(ip) for ip in addresses):
+        raise SourceError(
+            f"The feed's host {url.host!r} is an internal address; only public feeds can be read."
+        )
+    return addresses[0]
+
+
+def _download(url: str, state: dict[str, Any], *, allow_private: bool, timeout: float) -> _Fetched:
+    """GET url, following up to MAX_REDIRECTS redirects, each hop checked before connecting."""
+    deadline = time.monotonic() + timeout
+    try:
+        current = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise SourceError("That is not a valid feed URL.") from None
+    headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+    if state["etag"]:
+        headers["If-None-Match"] = state["etag"]
+    if state["modified"]:
+        headers["If-Modified-Since"] = state["modified"]
+    # No keep-alive: a pooled connection is keyed by IP and could carry another host's
+    # request over a TLS session verified for the first one.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
+    with httpx.Client(trust_env=False, follow_redirects=False, limits=limits) as client:
+        for _hop in range(MAX_REDIRECTS + 1):
+            ip = _resolve(current, allow_private)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SourceError(f"The feed took longer than {timeout:g} s.")
+            request = client.build_request(
+                "GET",
+                current.copy_with(host=str(ip), fragment=None),
+                headers={**headers, "Host": current.netloc.decode("ascii")},
+                timeout=remaining,
+                extensions={"sni_hostname": current.raw_host.decode("ascii")},
+            )
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise SourceError(f"The feed took longer than {timeout:g} s.") from None
+            except httpx.HTTPError as exc:
+                raise SourceError(f"Could not reach the feed ({type(exc).__name__}).") from None
+            try:
+                if response.status_code in _REDIRECTS:
+                    current = _next_hop(current, response)
+                    continue
+                return _result(current, response, deadline, timeout)
+            finally:
+                response.close()
+    raise SourceError(f"The feed redirected more than {MAX_REDIRECTS} times.")
+
+
+def _next_hop(current: httpx.URL, response: httpx.Response) -> httpx.URL:
+    """Where a redirect points, relative to the URL that answered it."""
+    location = response.headers.get("location")
+    if not location:
+        raise SourceError("The feed server redirected without saying where.")
+    try:
+        return current.join(location)
+    except (httpx.InvalidURL, ValueError):
+        raise SourceError("The feed server redirected to an invalid URL.") from None
+
+
+def _result(
+    current: httpx.URL, response: httpx.Response, deadline: float, timeout: float
+) -> _Fetched:
+    """A final (non-redirect) response: not modified, an error, or the capped body."""
+    if response.status_code == 304:
+        return _Fetched(status=304, url=str(current))
+    if not 200 <= response.status_code < 300:
+        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        raise SourceError(f"The feed server answered {response.status_code}{reason}.")
+    return _Fetched(
+        status=response.status_code,
+        url=str(current),
+        body=_read_capped(response, deadline, timeout),
+        content_type=response.headers.get("content-type", ""),
+        etag=response.headers.get("etag"),
+        modified=response.headers.get("last-modified"),
+    )
+
+
+def _read_capped(response: httpx.Response, deadline: float, timeout: float) -> bytes:
+    """The decoded body, refusing more than MAX_BYTES (after decompression) or the deadline."""
+    too_big = SourceError(f"The feed is larger than {MAX_BYTES // (1024 * 1024)} MB.")
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BYTES:
+        raise too_big
+    out = bytearray()
+    try:
+        for chunk in _decoded(response):
+            out += chunk
+            if len(out) > MAX_BYTES:
+                raise too_big
+            if time.monotonic() > deadline:
+                raise SourceError(f"The feed took longer than {timeout:g} s.")
+    except httpx.TimeoutException:
+        raise SourceError(f"The feed took longer than {timeout:g} s.") from None
+    except httpx.HTTPError as exc:
+        raise SourceError(f"The feed download failed ({type(exc).__name__}).") from None
+    return bytes(out)
+
+
+def _decoded(response: httpx.Response) -> Iterator[bytes]:
+    """Raw chunks, gunzipped here a bounded slice at a time: httpx's own decoding would
+    inflate a whole compressed chunk at once, and a small gzip bomb is gigabytes."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        yield from response.iter_raw()
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise SourceError(f"The feed server used an encoding we do not read ({encoding}).")
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
+    try:
+        for chunk in response.iter_raw():
+            data = chunk
+            while data:
+                yield inflater.decompress(data, 64 * 1024)
+                data = inflater.unconsumed_tail
+        yield inflater.flush()
+    except zlib.error:
+        raise SourceError("The feed's compressed body is corrupt.") from None
+
+
+class _PlainText(HTMLParser):
+    """Text of an HTML fragment: paragraphs apart, lines kept, scripts and styles gone."""
+
+    _PARAGRAPH = frozenset(
+        "address article aside blockquote dl figure footer h1 h2 h3 h4 h5 h6 header hr "
+        "main nav ol p pre section table ul".split()
+    )
+    _LINE = frozenset("br dd div dt figcaption li tr".split())
+    _HIDDEN = frozenset({"script", "style", "template", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def _boundary(self, tag: str) -> None:
+        if tag in self._PARAGRAPH:
+            self.parts.append("\n\n")
+        elif tag in self._LINE:
+            self.parts.append("\n")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Break the line before a block; enter a hidden element; keep an image's alt."""
+        if tag in self._HIDDEN:
+            self.hidden += 1
+        elif tag == "img":
+            alt = dict(attrs).get("alt")
+            if alt and not self.hidden:
+                self.parts.append(f" {alt} ")
+        else:
+            self._boundary(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        """Break the line after a block; leave a hidden element."""
+        if tag in self._HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag not in ("br", "li", "dt", "dd", "tr"):
+            self._boundary(tag)
+
+    def handle_data(self, data: str) -> None:
+        """Keep visible text."""
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment: tidy spaces, blank lines only between paragraphs."""
+    parser = _PlainText()
+    parser.feed(html)
+    parser.close()
+    lines: list[str] = []
+    blank = False
+    for raw in "".join(parser.parts).splitlines():
+        line = " ".join(raw.split())
+        if not line:
+            blank = True
+            continue
+        if blank and lines:
+            lines.append("")
+        lines.append(line)
+        blank = False
+    return "\n".join(lines)
+
+
+def _text_of(value: str | None, detail: dict[str, Any] | None) -> str:
+    """Plain text of a feed text construct, whatever its declared type."""
+    if not value:
+        return ""
+    kind = (detail or {}).get("type", "text/html")
+    if "html" in kind:
+        return html_to_text(value)
+    return "\n".join(" ".join(line.split()) for line in value.splitlines() if line.strip())
+
+
+def _entry_id(entry: dict[str, Any], feed_url: str) -> str:
+    """A stable id: the entry's id, else its link, else a hash of title and date.
+
+    Ids that are not URIs ("42") are only unique within one feed, so they are prefixed
+    with the feed URL; two feeds' posts must not stand in for each other.
+    """
+    raw = entry.get("id") or entry.get("link")
+    if raw:
+        raw = str(raw).strip()
+    if raw and ":" in raw:
+        external_id = raw
+    elif raw:
+        external_id = f"{feed_url}#{raw}"
+    else:
+        when = dict.get(entry, "published") or dict.get(entry, "updated") or ""
+        basis = f"{entry.get('title', '')}\n{when}"
+        external_id = f"{feed_url}#sha256:{hashlib.sha256(basis.encode()).hexdigest()}"
+    if len(external_id) > 512:
+        external_id = "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
+    return external_id
+
+
+def _when(entry: dict[str, Any], fallback: datetime) -> datetime:
+    """Published, else updated (feedparser gives UTC struct_times), else fetch time."""
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        # dict.get: feedparser's own get maps a missing updated to published, warning.
+        value = dict.get(entry, key)
+        if value:
+            try:
+                return datetime.fromtimestamp(calendar.timegm(value), UTC)
+            except (OverflowError, OSError, ValueError):
+                continue
+    return fallback
+
+
+def _web_link(value: Any) -> str | None:
+    """value if it is an http(s) URL: a javascript: link must never reach a template."""
+    if isinstance(value, str) and value.lower().startswith(("https://", "http://")):
+        return value
+    return None
+
+
+def _host(url: str | None) -> str | None:
+    """The host of url, or None if it has none or is malformed."""
+    if not url:
+        return None
+    try:
+        return httpx.URL(url).host or None
+    except (httpx.InvalidURL, ValueError):
+        return None
+
+
+def _mention(
+    entry: dict[str, Any], external_id: str, feed: dict[str, Any], feed_url: str, now: datetime
+) -> Mention:
+    """One feed entry as a Mention. The handle is the site's host (feeds have no
+    accounts); the name is the entry's author, else the feed's, else its title."""
+    title = _text_of(entry.get("title"), entry.get("title_detail"))
+    body = ""
+    if entry.get("summary"):
+        body = _text_of(entry["summary"], entry.get("summary_detail"))
+    elif entry.get("content"):
+        body = _text_of(entry["content"][0].get("value"), entry["content"][0])
+    if title and body.startswith(title):
+        title = ""
+    text = "\n\n".join(part for part in (title, body) if part)[:TEXT_LIMIT]
+    host = _host(_web_link(feed.get("link"))) or _host(feed_url) or "feed"
+    feed_title = _text_of(feed.get("title"), feed.get("title_detail"))
+    detail = entry.get("summary_detail") or entry.get("title_detail") or {}
+    language = detail.get("language") or feed.get("language")
+    extra = {"feed_url": feed_url}
+    if feed_title:
+        extra["feed_title"] = feed_title
+    return Mention(
+        network="rss",
+        external_id=external_id,
+        author_handle=host.lower()[:320],
+        author_name=(entry.get("author") or feed.get("author") or feed_title or host)[:200],
+        text=text or "(no text)",
+        url=_web_link(entry.get("link")),
+        created_at=_when(entry, now),
+        language=str(language)[:16] if language else None,
+        extra=extra,
+    )
