@@ -163,9 +163,62 @@ def create_user(email: str, name: str, role: str, password: str) -> None:
     click.echo(f"Created {user.role} {user.email}.")
 
 
+@click.group("mentions")
+def mentions_group() -> None:
+    """Social mentions."""
+
+
+@mentions_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--batch", default=500, show_default=True, help="Mentions stored per transaction.")
+@with_appcontext
+def import_mentions(path: str, batch: int) -> None:
+    """Read normalized mentions, one JSON object per line, through the ingest pipeline.
+
+    Reports how many were stored, already there (duplicates) and rejected, with the
+    line number and reason of each rejected line; the good lines go in regardless.
+    """
+    from social.mention import MentionError, from_line
+    from webapp.services import mentions
+
+    stored = duplicates = attached = 0
+    rejected: list[tuple[int, str]] = []
+    pending = []
+
+    def flush() -> None:
+        nonlocal stored, duplicates, attached
+        outcome = mentions.ingest(db.session, pending, None)
+        db.session.commit()
+        stored += len(outcome.stored)
+        duplicates += outcome.duplicates
+        attached += outcome.attached
+        pending.clear()
+
+    with click.open_file(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                pending.append(from_line(line, default_network="import"))
+            except MentionError as exc:
+                rejected.append((number, str(exc)))
+            if len(pending) >= batch:
+                flush()
+    if pending:
+        flush()
+    click.echo(
+        f"{stored} stored, {duplicates} duplicate, {len(rejected)} rejected"
+        f" ({attached} attached to contacts)."
+    )
+    for number, reason in rejected:
+        click.echo(f"  line {number}: {reason}", err=True)
+    if rejected:
+        sys.exit(1)
+
+
 def init_app(app: Flask) -> None:
     """Register the commands on the app, so `crm` and `flask` both have them."""
-    for command in (up, worker, scheduler, seed_demo, create_user):
+    for command in (up, worker, scheduler, seed_demo, create_user, mentions_group):
         app.cli.add_command(command)
 
 

@@ -37,6 +37,8 @@ def build(connection: Redis, logging_level: int | str = logging.INFO) -> LockedC
     """The scheduler with every recurring job registered (intervals, not cron strings:
     RQ reads cron strings in local time)."""
     scheduler = LockedCronScheduler(connection=connection, logging_level=logging_level)
+    # Sources have intervals of their own: this only finds the due ones and queues them.
+    scheduler.register(jobs.dispatch_polls, "default", interval=15)
     scheduler.register(jobs.purge_login_failures, "low", interval=3600)
     scheduler.register(jobs.purge_deleted_contacts, "low", interval=24 * 3600)
     return scheduler

@@ -5,14 +5,26 @@ They run inside the app context that `crm worker` pushes before it starts workin
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
+import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+from redis import Redis
+from rq import Retry, get_current_job
+from rq.job import Job
 from sqlalchemy import delete
 
+from social import mention as social_mention
+from social.mention import FetchResult
 from webapp.extensions import db
-from webapp.models import Contact
+from webapp.models import Contact, Source
 from webapp.models.base import utcnow
-from webapp.services import contacts, users
+from webapp.services import contacts, mentions, sources, users
+from workers import queues
 
 PURGE_AFTER = timedelta(days=30)
 LOGIN_FAILURE_TTL = timedelta(days=1)
@@ -32,3 +44,94 @@ def purge_login_failures() -> int:
     count = users.purge_login_failures(db.session, LOGIN_FAILURE_TTL)
     db.session.commit()
     return count
+
+
+POLL_TIMEOUT = 120
+BLUESKY_SESSIONS = "crm:bluesky:sessions"
+# RQ re-runs a job whose work-horse was killed only when it has a Retry; the job may then
+# run twice, which ingest's unique keys make harmless.
+POLL_RETRY = Retry(max=2, interval=[30, 120])
+# Outlives a poll's time in the queue and its run: a dead worker's lock frees itself.
+POLL_LOCK_TTL = 600
+
+
+def _poll_lock(source_id: int) -> str:
+    return f"crm:poll:{source_id}"
+
+
+def _fetcher(kind: str, connection: Redis) -> Callable[[dict[str, Any], str | None], FetchResult]:
+    """The connector's fetch for a source kind (imported on first use)."""
+    fetch = importlib.import_module(f"social.{kind}").fetch
+    if kind == "bluesky":
+        return functools.partial(fetch, sessions=queues.RedisMapping(connection, BLUESKY_SESSIONS))
+    if kind == "rss" and os.environ.get("CRM_RSS_ALLOW_PRIVATE") == "1":
+        # Only for tests and local development: lets a feed on 127.0.0.1 through the
+        # guard against requests to internal addresses.
+        return functools.partial(fetch, allow_private=True)
+    return fetch
+
+
+def enqueue_poll(source_id: int, connection: Redis) -> Job | None:
+    """Queue a poll of the source unless one is queued or running; None if one is."""
+    job_id = f"poll-{source_id}-{uuid.uuid4().hex[:12]}"
+    if not queues.hold_lock(connection, _poll_lock(source_id), job_id, POLL_LOCK_TTL):
+        return None
+    return queues.enqueue(
+        poll_source,
+        source_id,
+        connection=connection,
+        job_id=job_id,
+        job_timeout=POLL_TIMEOUT,
+        retry=POLL_RETRY,
+        result_ttl=3600,
+    )
+
+
+def poll_source(source_id: int) -> dict[str, int] | None:
+    """Poll one source: new mentions scored, stored and attached with the cursor, in one
+    transaction. Runs only while it holds the source's poll lock."""
+    job = get_current_job()
+    owner = job.id if job else f"inline-{uuid.uuid4().hex}"
+    connection = job.connection if job else queues.connect()
+    if not queues.hold_lock(connection, _poll_lock(source_id), owner, POLL_LOCK_TTL):
+        return None  # another poll of this source is running
+    try:
+        source = db.session.get(Source, source_id)
+        if source is None or not source.enabled:
+            return None
+        outcome = sources.poll(db.session, source, _fetcher(source.kind, connection))
+        db.session.commit()
+        if outcome is None:
+            return {"stored": 0, "duplicates": 0, "attached": 0}
+        return {
+            "stored": len(outcome.stored),
+            "duplicates": outcome.duplicates,
+            "attached": outcome.attached,
+        }
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        queues.release_lock(connection, _poll_lock(source_id), owner)
+
+
+def dispatch_polls() -> int:
+    """Queue a poll of every source that is due (run by the scheduler); return how many."""
+    job = get_current_job()
+    connection = job.connection if job else queues.connect()
+    due = [s.id for s in sources.due_sources(db.session, utcnow())]
+    db.session.rollback()
+    return sum(enqueue_poll(source_id, connection) is not None for source_id in due)
+
+
+def ingest_mentions(items: list[dict[str, Any]], source_id: int | None = None) -> dict[str, int]:
+    """Store a batch of normalized mention objects (an import, a webhook delivery)."""
+    parsed = [social_mention.from_json(item) for item in items]
+    source = db.session.get(Source, source_id) if source_id else None
+    outcome = mentions.ingest(db.session, parsed, source)
+    db.session.commit()
+    return {
+        "stored": len(outcome.stored),
+        "duplicates": outcome.duplicates,
+        "attached": outcome.attached,
+    }

@@ -7,7 +7,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +122,32 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RedisMapping(MutableMapping[str, str]):
+    """A dict kept in one Redis hash, outliving forked work-horses: Bluesky sessions live
+    here, since Bluesky allows only 30 sign-ins per 5 minutes per account. Values may
+    hold tokens: never log them."""
+
+    def __init__(self, connection: Redis, key: str):
+        self.connection = connection
+        self.key = key
+
+    def __getitem__(self, field: str) -> str:
+        value = self.connection.hget(self.key, field)
+        if value is None:
+            raise KeyError(field)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def __setitem__(self, field: str, value: str) -> None:
+        self.connection.hset(self.key, field, value)
+
+    def __delitem__(self, field: str) -> None:
+        if not self.connection.hdel(self.key, field):
+            raise KeyError(field)
+
+    def __iter__(self) -> Iterator[str]:
+        return (f.decode() if isinstance(f, bytes) else f for f in self.connection.hkeys(self.key))
+
+    def __len__(self) -> int:
+        return self.connection.hlen(self.key)

@@ -2,15 +2,21 @@
 
 from webapp.models.activities import ACTIVITY_KINDS, Activity
 from webapp.models.contacts import NETWORKS, Contact, ContactHandle
+from webapp.models.mentions import LABELS, Mention
+from webapp.models.sources import SOURCE_KINDS, Source
 from webapp.models.users import ROLES, LoginFailure, User
 
 __all__ = [
     "ACTIVITY_KINDS",
+    "LABELS",
     "NETWORKS",
     "ROLES",
+    "SOURCE_KINDS",
     "Activity",
     "Contact",
     "ContactHandle",
     "LoginFailure",
+    "Mention",
+    "Source",
     "User",
 ]

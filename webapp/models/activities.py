@@ -9,6 +9,8 @@ from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
 ACTIVITY_KINDS = ("call", "visit", "meeting", "email", "note")
+# A social mention on the timeline: added by matching, never logged by hand.
+MENTION_KIND = "mention"
 
 
 class Activity(db.Model):
@@ -23,11 +25,15 @@ class Activity(db.Model):
     body: Mapped[str] = mapped_column(Text, default="")
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    mention_id: Mapped[int | None] = mapped_column(ForeignKey("mentions.id", ondelete="CASCADE"))
 
     author = relationship("User", lazy="joined")
     contact = relationship("Contact")
+    mention = relationship("Mention", lazy="joined")
 
     __table_args__ = (
         Index("ix_activities_contact_timeline", "contact_id", "occurred_at", "id"),
         Index("ix_activities_author_id", "author_id"),
+        # A mention sits on one timeline once: matching twice adds nothing.
+        Index("uq_activities_mention_id", "mention_id", unique=True),
     )

@@ -10,7 +10,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from webapp.models import Activity, Contact, ContactHandle, User
+from social.demo import DEMO_AUTHORS
+from webapp.models import Activity, Contact, ContactHandle, Source, User
 from webapp.models.base import utcnow
 from webapp.services.contacts import search_text_for
 from webapp.services.users import hash_password
@@ -142,7 +143,8 @@ def seed(session: Session, contacts: int = 300, rng_seed: int = 7) -> None:
     owners = [u for u in people if u.role in {"rep", "manager", "admin"}]
     loggers = [u for u in people if u.role in {"rep", "manager", "support"}]
     now = utcnow()
-    used_handles: set[tuple[str, str]] = set()
+    used_handles = {(network, handle) for _, network, handle in DEMO_AUTHORS}
+    _seed_demo_authors(session, rng, owners, now)
     for i in range(contacts):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         company, domain = rng.choice(COMPANIES)
@@ -178,6 +180,31 @@ def seed(session: Session, contacts: int = 300, rng_seed: int = 7) -> None:
                     occurred_at=now - timedelta(minutes=rng.randrange(60, 60 * 24 * 80)),
                 )
             )
+
+
+def _seed_demo_authors(session: Session, rng: random.Random, owners: list[User], now) -> None:
+    """The contacts whose handles the demo source's sample mentions come from, and the
+    demo source itself, so `make run` shows mentions landing on timelines."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for name, network, handle in DEMO_AUTHORS:
+        by_name.setdefault(name, []).append((network, handle))
+    for name, handles in by_name.items():
+        company, domain = rng.choice(COMPANIES)
+        contact = Contact(
+            name=name,
+            email=f"{_ascii(name.lower()).replace(' ', '.')}@{domain}",
+            phone=f"+44 20 7946 {rng.randrange(0, 10000):04d}",
+            company=company,
+            title=rng.choice(TITLES),
+            owner_id=rng.choice(owners).id,
+            created_at=now - timedelta(days=rng.randrange(30, 400)),
+        )
+        contact.sort_name = contact.name.lower()
+        contact.search_text = search_text_for(contact)
+        contact.handles = [ContactHandle(network=n, handle=h) for n, h in handles]
+        session.add(contact)
+    session.add(Source(name="Demo mentions", kind="demo", config={"batch": 3}, interval_seconds=60))
+    session.flush()
 
 
 def _ascii(text: str) -> str:

@@ -38,6 +38,14 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
         return role in MANAGERS or (
             role in {"rep", "support"} and obj is not None and _owns(user, obj)
         )
+    if action == "mention.view":
+        return role in EVERYONE
+    if action == "mention.triage":
+        return role in MANAGERS | {"support"}
+    if action == "source.view":
+        return role in MANAGERS
+    if action == "source.manage":
+        return role == "admin"
     if action == "user.view":
         return role in MANAGERS
     if action == "user.manage":

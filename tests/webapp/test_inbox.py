@@ -1,0 +1,391 @@
+"""Mentions: stored once, scored, matched to contacts, listed, linked, imported, and
+received through signed webhooks."""
+
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from social import webhook
+from social.mention import Mention as Incoming
+from webapp.extensions import db
+from webapp.models import Activity, Contact, Mention, Source
+from webapp.models.base import utcnow
+from webapp.services import mentions
+
+FRAGMENT = {"HX-Request": "true", "HX-Request-Type": "partial"}
+
+
+def incoming(external_id="1", network="x", handle="Someone", text="I love this product!", **kw):
+    return Incoming(
+        network=network,
+        external_id=external_id,
+        author_handle=handle,
+        author_name=kw.pop("name", "Some One"),
+        text=text,
+        created_at=kw.pop("created_at", datetime(2026, 11, 20, 9, 0, tzinfo=UTC)),
+        **kw,
+    )
+
+
+def count(model) -> int:
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_a_post_is_stored_once_whatever_the_route(app):
+    with app.app_context():
+        a, b = Source(name="A", kind="x", config={}), Source(name="B", kind="x", config={})
+        db.session.add_all([a, b])
+        db.session.flush()
+        first = mentions.ingest(db.session, [incoming("1"), incoming("2"), incoming("1")], a)
+        second = mentions.ingest(db.session, [incoming("2"), incoming("3")], b)
+        db.session.commit()
+        assert (len(first.stored), first.duplicates) == (2, 1)
+        assert (len(second.stored), second.duplicates) == (1, 1)
+        assert count(Mention) == 3
+        assert (a.mentions_stored, b.mentions_stored) == (2, 1)
+        # Same id on another network is another post.
+        mentions.ingest(db.session, [incoming("1", network="mastodon", handle="x@m.social")])
+        assert count(Mention) == 4
+
+
+def test_sentiment_is_vaders_and_non_english_is_not_scored(app):
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    texts = [
+        "I love this product, it is great!",
+        "Worst support ever. Never again.",
+        "It arrived on Tuesday.",
+    ]
+    with app.app_context():
+        mentions.ingest(db.session, [incoming(str(i), text=t) for i, t in enumerate(texts)])
+        mentions.ingest(
+            db.session,
+            [incoming("es", text="El servicio fue muy malo y nadie respondió", language="es")],
+        )
+        db.session.commit()
+        rows = {m.external_id: m for m in db.session.scalars(select(Mention))}
+        raw = SentimentIntensityAnalyzer()
+        for i, text in enumerate(texts):
+            expected = raw.polarity_scores(text)
+            m = rows[str(i)]
+            assert (m.compound, m.pos, m.neu, m.neg) == (
+                expected["compound"],
+                expected["pos"],
+                expected["neu"],
+                expected["neg"],
+            )
+        assert [rows[str(i)].label for i in range(3)] == ["positive", "negative", "neutral"]
+        assert (rows["es"].label, rows["es"].compound, rows["es"].sentiment_status) == (
+            None,
+            None,
+            "not_english",
+        )
+
+
+@pytest.mark.parametrize(
+    ("network", "contact_handle", "mention_handle", "author_id"),
+    [
+        ("x", "janedoe", "@JaneDoe", None),
+        ("mastodon", "jane@mastodon.social", "Jane@Mastodon.Social", None),
+        ("bluesky", "jane.bsky.social", "jane.bsky.social", None),
+        # Bluesky handles change; the DID does not.
+        ("bluesky", "did:plc:abc123", "renamed.bsky.social", "did:plc:abc123"),
+    ],
+)
+def test_matching_puts_the_mention_on_the_contacts_timeline(
+    app, client, login, make_user, make_contact, network, contact_handle, mention_handle, author_id
+):
+    rep = make_user("rep")
+    jane = make_contact(rep, name="Jane Doe", **{f"handle_{network}": contact_handle})
+    with app.app_context():
+        result = mentions.ingest(
+            db.session,
+            [
+                incoming(
+                    "9",
+                    network=network,
+                    handle=mention_handle,
+                    author_id=author_id,
+                    text="Great visit today!",
+                )
+            ],
+        )
+        db.session.commit()
+        assert result.attached == 1
+        stored = db.session.scalar(select(Mention))
+        assert stored.contact_id == jane.id
+        # Matching again adds nothing.
+        mentions.match_and_attach(db.session, [stored.id])
+        stored.contact_id = None
+        mentions.match_and_attach(db.session, [stored.id])
+        db.session.commit()
+        assert count(Activity) == 1
+    login(rep)
+    html = client.get(f"/contacts/{jane.id}").get_data(as_text=True)
+    assert "Great visit today!" in html
+    assert 'class="badge badge-positive"' in html
+
+
+def test_deleted_contacts_and_other_networks_do_not_match(app, make_user, make_contact):
+    rep = make_user("rep")
+    make_contact(rep, name="On X", handle_x="samehandle")
+    gone = make_contact(rep, name="Gone", handle_bluesky="gone.bsky.social")
+    with app.app_context():
+        db.session.get(Contact, gone.id).deleted_at = utcnow()
+        db.session.commit()
+        result = mentions.ingest(
+            db.session,
+            [
+                incoming("1", network="mastodon", handle="samehandle@example.social"),
+                incoming("2", network="bluesky", handle="gone.bsky.social"),
+                incoming("3", network="rss", handle="samehandle"),
+            ],
+        )
+        assert result.attached == 0
+
+
+HOSTILE = (
+    "<script>window.__pwned=1</script><img src=x onerror=alert(1)>"
+    '<a href="javascript:alert(1)">x</a><div hx-get="/logout" hx-trigger="load">'
+)
+
+
+def test_inbox_lists_filters_and_escapes(app, client, login, make_user, make_contact):
+    rep = make_user("support")
+    make_contact(make_user("rep"), name="Known Person", handle_x="known")
+    with app.app_context():
+        src = Source(name="Brand", kind="x", config={})
+        db.session.add(src)
+        db.session.flush()
+        mentions.ingest(
+            db.session,
+            [
+                incoming("1", handle="known", text="Absolutely love it, thank you!"),
+                incoming("2", handle="stranger", text="This is terrible and broken.", name=HOSTILE),
+                incoming("3", handle="other", text=HOSTILE),
+            ],
+            src,
+        )
+        db.session.commit()
+    login(rep)
+    page = client.get("/inbox/").get_data(as_text=True)
+    assert page.index("Known Person") > 0  # matched mention shows its contact
+    assert HOSTILE not in page and "&lt;script&gt;" in page
+    r = client.get("/inbox/?label=negative", headers=FRAGMENT)
+    html = r.get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="mention-list">')
+    assert "This is terrible" in html and "love it" not in html
+    assert "love it" in client.get("/inbox/?matched=yes").get_data(as_text=True)
+    unmatched = client.get("/inbox/?matched=no").get_data(as_text=True)
+    assert "love it" not in unmatched and "terrible" in unmatched
+    assert "terrible" in client.get(f"/inbox/?source={1}").get_data(as_text=True)
+
+
+def test_support_links_and_unlinks_a_mention(app, client, login, make_user, make_contact):
+    rep = make_user("rep")
+    contact = make_contact(rep, name="Marta Vidal")
+    with app.app_context():
+        stored = mentions.ingest(db.session, [incoming("1", handle="mvidal", name="Marta Vidal")])
+        db.session.commit()
+        mention_id = stored.stored[0]
+    login(make_user("support"))
+    page = client.get(f"/inbox/{mention_id}").get_data(as_text=True)
+    assert "Marta Vidal" in page and f'name="contact_id" value="{contact.id}"' in page
+    assert (
+        client.post(f"/inbox/{mention_id}/link", data={"contact_id": contact.id}).status_code == 303
+    )
+    with app.app_context():
+        assert db.session.get(Mention, mention_id).contact_id == contact.id
+        assert count(Activity) == 1
+    client.post(f"/inbox/{mention_id}/unlink")
+    with app.app_context():
+        assert db.session.get(Mention, mention_id).contact_id is None
+        assert count(Activity) == 0
+    assert client.post(f"/inbox/{mention_id}/link", data={"contact_id": 999}).status_code == 404
+    assert client.post("/inbox/999/link", data={"contact_id": contact.id}).status_code == 404
+
+
+def test_reps_and_marketers_read_but_do_not_triage(app, client, login, make_user, make_contact):
+    contact = make_contact(make_user("rep"), name="Someone")
+    with app.app_context():
+        mention_id = mentions.ingest(db.session, [incoming("1")]).stored[0]
+        db.session.commit()
+    for role in ("rep", "marketer"):
+        login(make_user(role))
+        assert client.get("/inbox/").status_code == 200
+        assert client.get(f"/inbox/{mention_id}").status_code == 200
+        r = client.post(f"/inbox/{mention_id}/link", data={"contact_id": contact.id})
+        assert r.status_code == 403
+        client.post("/logout")
+
+
+def test_manager_makes_a_contact_from_a_mention(app, client, login, make_user):
+    with app.app_context():
+        mention_id = mentions.ingest(
+            db.session,
+            [incoming("1", network="mastodon", handle="@New@Fosstodon.org", name="New Voice")],
+        ).stored[0]
+        db.session.commit()
+    login(make_user("manager"))
+    r = client.post(f"/inbox/{mention_id}/contact")
+    assert r.status_code == 303
+    html = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "New Voice" in html and "@new@fosstodon.org" in html and "I love this product!" in html
+
+
+ONE = {"external_id": "x", "author_handle": "a", "text": "t", "created_at": "2026-11-20T10:00:00Z"}
+
+
+def _signed(secret, body, when=None):
+    stamp = int(when or time.time())
+    return {"X-CRM-Timestamp": str(stamp), "X-CRM-Signature": webhook.sign(secret, body, stamp)}
+
+
+def test_webhook_stores_signed_mentions_once(app, client):
+    with app.app_context():
+        src = Source(name="Hook", kind="webhook", config={}, secret="s3cret-value")
+        db.session.add(src)
+        db.session.commit()
+        url = f"/api/webhooks/{src.id}"
+    body = json.dumps(
+        [
+            {
+                "external_id": "w1",
+                "author_handle": "fan",
+                "text": "Nice!",
+                "created_at": "2026-11-20T10:00:00Z",
+                "campaign": "winter",
+            },
+            {
+                "external_id": "w2",
+                "author_handle": "fan",
+                "text": "Bad.",
+                "created_at": "2026-11-20T10:01:00Z",
+            },
+        ]
+    ).encode()
+    r = client.post(url, data=body, headers=_signed("s3cret-value", body))
+    assert r.status_code == 202 and r.get_json() == {"stored": 2, "duplicates": 0}
+    r = client.post(url, data=body, headers=_signed("s3cret-value", body))
+    assert r.get_json() == {"stored": 0, "duplicates": 2}
+    with app.app_context():
+        stored = db.session.scalar(select(Mention).where(Mention.external_id == "w1"))
+        assert stored.network == "webhook" and stored.extra == {"campaign": "winter"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({}, 401, "X-CRM-Timestamp header is missing"),
+        ("wrong-secret", 401, "does not match"),
+        ("stale", 401, "too old"),
+    ],
+)
+def test_webhook_refuses_unsigned_or_replayed_requests(app, client, headers, status, message):
+    with app.app_context():
+        src = Source(name="Hook", kind="webhook", config={}, secret="s3cret-value")
+        db.session.add(src)
+        db.session.commit()
+        url = f"/api/webhooks/{src.id}"
+    body = json.dumps(ONE).encode()
+    if headers == "wrong-secret":
+        headers = _signed("other", body)
+    elif headers == "stale":
+        headers = _signed("s3cret-value", body, time.time() - 3600)
+    r = client.post(url, data=body, headers=headers)
+    assert r.status_code == status
+    assert message in r.get_json()["error"]
+    with app.app_context():
+        assert count(Mention) == 0
+
+
+def test_webhook_rejects_malformed_items_and_stores_nothing(app, client):
+    with app.app_context():
+        src = Source(name="Hook", kind="webhook", config={}, secret="k")
+        db.session.add(src)
+        db.session.commit()
+        url = f"/api/webhooks/{src.id}"
+    body = json.dumps([ONE, {"external_id": "bad"}]).encode()
+    r = client.post(url, data=body, headers=_signed("k", body))
+    assert r.status_code == 422
+    assert "2" in r.get_json()["error"]
+    with app.app_context():
+        assert count(Mention) == 0
+    assert (
+        client.post("/api/webhooks/999", data=body, headers=_signed("k", body)).status_code == 404
+    )
+
+
+def test_mentions_import_reports_stored_duplicates_and_rejected_lines(
+    app, tmp_path, make_user, make_contact
+):
+    make_contact(make_user("rep"), name="Imported Match", handle_x="importfan")
+    lines = [
+        json.dumps(
+            {
+                "source": "x",
+                "external_id": "1",
+                "author_handle": "importfan",
+                "author_name": "F",
+                "text": "love it",
+                "created_at": "2026-11-20T10:00:00Z",
+                "url": "https://x.com/importfan/status/1",
+                "author_followers": 10,
+            }
+        ),
+        json.dumps(
+            {
+                "source": "x",
+                "external_id": "1",
+                "author_handle": "importfan",
+                "text": "love it",
+                "created_at": "2026-11-20T10:00:00Z",
+            }
+        ),
+        "{not json",
+        json.dumps(
+            {
+                "source": "x",
+                "external_id": "2",
+                "author_handle": "a",
+                "text": "t",
+                "created_at": "yesterday",
+            }
+        ),
+        "",
+        json.dumps(
+            {
+                "source": "myspace",
+                "external_id": "3",
+                "author_handle": "a",
+                "text": "t",
+                "created_at": "2026-11-20T10:00:00Z",
+            }
+        ),
+        json.dumps(
+            {
+                "external_id": "4",
+                "author_handle": "b",
+                "text": "hello",
+                "created_at": "2026-11-20T10:00:00+02:00",
+                "mood": "ok",
+            }
+        ),
+    ]
+    path = tmp_path / "mentions.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = app.test_cli_runner().invoke(args=["mentions", "import", str(path)])
+    assert result.exit_code == 1
+    assert "2 stored, 1 duplicate, 3 rejected (1 attached to contacts)." in result.output
+    assert "line 3: not valid JSON" in result.output
+    assert "line 4: created_at is not an ISO 8601 time" in result.output
+    assert "line 6: source must be one of" in result.output
+    with app.app_context():
+        imported = db.session.scalar(select(Mention).where(Mention.external_id == "4"))
+        assert imported.network == "import" and imported.extra == {"mood": "ok"}
+        assert imported.posted_at == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    again = app.test_cli_runner().invoke(args=["mentions", "import", str(path)])
+    assert "0 stored, 3 duplicate, 3 rejected" in again.output

@@ -1,0 +1,53 @@
+"""Social mentions as stored: one row per post per network, with sentiment and match."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.extensions import db
+from webapp.models.base import UTCDateTime, utcnow
+
+LABELS = ("positive", "neutral", "negative")
+SENTIMENT_STATUSES = ("scored", "truncated", "not_english")
+
+
+class Mention(db.Model):
+    __tablename__ = "mentions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    network: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(512))
+    # The source that stored it first; the same post reached through another is not stored again.
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
+    author_handle: Mapped[str] = mapped_column(String(320))
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    author_followers: Mapped[int | None] = mapped_column()
+    author_id: Mapped[str | None] = mapped_column(String(512))
+    text: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    in_reply_to: Mapped[str | None] = mapped_column(String(512))
+    language: Mapped[str | None] = mapped_column(String(16))
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
+    compound: Mapped[float | None] = mapped_column()
+    pos: Mapped[float | None] = mapped_column()
+    neu: Mapped[float | None] = mapped_column()
+    neg: Mapped[float | None] = mapped_column()
+    label: Mapped[str | None] = mapped_column(String(16))
+    sentiment_status: Mapped[str] = mapped_column(String(16))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    matched_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    source = relationship("Source")
+    contact = relationship("Contact")
+
+    __table_args__ = (
+        UniqueConstraint("network", "external_id", name="uq_mentions_network_external_id"),
+        Index("ix_mentions_posted", "posted_at", "id"),
+        Index("ix_mentions_contact", "contact_id", "posted_at"),
+        Index("ix_mentions_author", "network", "author_handle"),
+        Index("ix_mentions_source", "source_id", "posted_at"),
+        Index("ix_mentions_label", "label", "posted_at"),
+    )

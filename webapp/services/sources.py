@@ -1,0 +1,301 @@
+"""Social sources: settings per kind, validation, health, the X spend cap, and
+recording what one poll brought (mentions and cursor together)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from social.mention import FetchResult, RateLimited, SourceError, UsageCapped
+from webapp.models import SOURCE_KINDS, Source, User
+from webapp.models.base import utcnow
+from webapp.services import mentions
+from webapp.services.errors import NotFoundError, ValidationError
+from webapp.services.permissions import require
+
+KIND_LABELS = {
+    "x": "X (mentions or search)",
+    "mastodon": "Mastodon (mentions or hashtag)",
+    "bluesky": "Bluesky (notifications or search)",
+    "rss": "RSS or Atom feed",
+    "webhook": "Inbound webhook",
+    "demo": "Demo (sample mentions)",
+}
+# Which config field carries the secret for the connector, per kind.
+SECRET_FIELD = {"x": "bearer_token", "mastodon": "access_token", "bluesky": "password"}
+# X bills per post and per user read; an estimate an admin can override per source.
+X_COST_PER_READ_USD = 0.005
+# The most reads one X poll can cost (pages of posts and their authors), so a poll that
+# would cross the cap is not started.
+X_MAX_READS_PER_POLL = 5 * 100 * 2
+MIN_INTERVAL, MAX_INTERVAL = 60, 24 * 3600
+FIELDS = (
+    "name",
+    "kind",
+    "interval_seconds",
+    "mode",
+    "user_id",
+    "query",
+    "instance",
+    "tag",
+    "handle",
+    "service",
+    "url",
+    "monthly_cap_usd",
+    "secret",
+    "batch",
+)
+
+
+def _month(now: datetime) -> str:
+    return now.strftime("%Y-%m")
+
+
+def reads_this_month(source: Source, now: datetime | None = None) -> int:
+    """Billable reads counted this calendar month (0 once a new month starts)."""
+    return source.reads_this_month if source.reads_month == _month(now or utcnow()) else 0
+
+
+def spend_usd(source: Source, now: datetime | None = None) -> float:
+    """Estimated spend of this source this month."""
+    rate = float(source.config.get("cost_per_read_usd", X_COST_PER_READ_USD))
+    return round(reads_this_month(source, now) * rate, 2)
+
+
+def over_cap(source: Source, now: datetime | None = None) -> bool:
+    """True when the next poll could take an X source past its monthly cap."""
+    if source.kind != "x" or source.monthly_cap_usd is None:
+        return False
+    rate = float(source.config.get("cost_per_read_usd", X_COST_PER_READ_USD))
+    return spend_usd(source, now) + X_MAX_READS_PER_POLL * rate > source.monthly_cap_usd
+
+
+def _clean(data: dict[str, Any], kind: str, editing: bool) -> tuple[dict, dict[str, str]]:
+    errors: dict[str, str] = {}
+    out: dict[str, Any] = {"config": {}}
+    name = (data.get("name") or "").strip()
+    if not name or len(name) > 120:
+        errors["name"] = "Give the source a name of at most 120 characters."
+    out["name"] = name
+    try:
+        interval = int(data.get("interval_seconds") or 300)
+        if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+            raise ValueError
+        out["interval_seconds"] = interval
+    except ValueError:
+        errors["interval_seconds"] = "Poll every 60 to 86400 seconds."
+    config = out["config"]
+    mode = (data.get("mode") or "").strip()
+
+    def need(field: str, message: str, limit: int = 500) -> str:
+        value = (data.get(field) or "").strip()
+        if not value or len(value) > limit:
+            errors[field] = message
+        return value
+
+    if kind == "x":
+        config["mode"] = mode if mode in {"mentions", "search"} else "mentions"
+        if config["mode"] == "mentions":
+            value = need("user_id", "Enter the numeric id of the X account.", 32)
+            if value and not value.isdigit():
+                errors["user_id"] = "Enter the numeric id of the X account."
+            config["user_id"] = value
+        else:
+            config["query"] = need("query", "Enter a search query of at most 512 characters.", 512)
+        cap = (data.get("monthly_cap_usd") or "").strip()
+        if cap:
+            try:
+                out["monthly_cap_usd"] = float(cap)
+                if out["monthly_cap_usd"] < 0:
+                    raise ValueError
+            except ValueError:
+                errors["monthly_cap_usd"] = "Enter the cap in US dollars, like 25 or 12.50."
+        else:
+            out["monthly_cap_usd"] = None
+    elif kind == "mastodon":
+        config["mode"] = mode if mode in {"mentions", "hashtag"} else "mentions"
+        config["instance"] = _url(
+            need("instance", "Enter the server, like https://mastodon.social."), errors, "instance"
+        )
+        if config["mode"] == "hashtag":
+            config["tag"] = need("tag", "Enter a hashtag.", 100).lstrip("#")
+    elif kind == "bluesky":
+        config["mode"] = mode if mode in {"notifications", "search"} else "notifications"
+        if config["mode"] == "search":
+            config["query"] = need("query", "Enter a search query.", 512)
+        config["handle"] = (data.get("handle") or "").strip().lstrip("@").lower()
+        if config["mode"] == "notifications" and not config["handle"]:
+            errors["handle"] = "Enter the account's handle, like brand.bsky.social."
+        service = (data.get("service") or "").strip()
+        if service:
+            config["service"] = _url(service, errors, "service")
+    elif kind == "rss":
+        config["url"] = _url(need("url", "Enter the feed's address.", 2000), errors, "url")
+    elif kind == "demo":
+        config["batch"] = 3
+    if kind in SECRET_FIELD:
+        # Left empty, the connector reads its credential from the environment.
+        secret = (data.get("secret") or "").strip()
+        if secret:
+            out["secret"] = secret
+    return out, errors
+
+
+def _url(value: str, errors: dict[str, str], field: str) -> str:
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        errors[field] = "Enter a full address starting with https://."
+    return value
+
+
+def create_source(session: Session, user: User, data: dict[str, Any]) -> Source:
+    """Add a source. :raise ValidationError: with a message per field."""
+    require(user, "source.manage")
+    kind = data.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise ValidationError({"kind": "Choose what kind of source this is."})
+    values, errors = _clean(data, kind, editing=False)
+    if errors:
+        raise ValidationError(errors)
+    source = Source(kind=kind, enabled=True, **values)
+    if kind == "webhook":
+        source.secret = secrets.token_urlsafe(32)
+    session.add(source)
+    session.flush()
+    return source
+
+
+def update_source(session: Session, user: User, source: Source, data: dict[str, Any]) -> Source:
+    """Change a source's settings; an empty secret field keeps the stored secret."""
+    require(user, "source.manage")
+    values, errors = _clean(data, source.kind, editing=True)
+    if errors:
+        raise ValidationError(errors)
+    config = {**values.pop("config")}
+    for key in ("cost_per_read_usd",):
+        if key in source.config:
+            config[key] = source.config[key]
+    source.config = config
+    for key, value in values.items():
+        setattr(source, key, value)
+    if source.capped_at and not over_cap(source):
+        source.capped_at = None
+    session.flush()
+    return source
+
+
+def get_source(session: Session, user: User, source_id: int) -> Source:
+    """A source, for those who may see sources. :raise NotFoundError:"""
+    require(user, "source.view")
+    source = session.get(Source, source_id)
+    if source is None:
+        raise NotFoundError(f"source {source_id}")
+    return source
+
+
+def set_enabled(session: Session, user: User, source: Source, enabled: bool) -> None:
+    """Pause or resume polling."""
+    require(user, "source.manage")
+    source.enabled = enabled
+
+
+def delete_source(session: Session, user: User, source: Source) -> None:
+    """Remove a source; the mentions it stored stay."""
+    require(user, "source.manage")
+    session.delete(source)
+
+
+def list_sources(session: Session, user: User) -> list[Source]:
+    """Every source, by name."""
+    require(user, "source.view")
+    return list(session.scalars(select(Source).order_by(Source.name)))
+
+
+def due_sources(session: Session, now: datetime) -> list[Source]:
+    """Enabled sources whose interval has passed and that are not waiting or capped."""
+    rows = session.scalars(
+        select(Source).where(
+            Source.enabled.is_(True),
+            Source.kind != "webhook",
+            or_(Source.retry_after.is_(None), Source.retry_after <= now),
+        )
+    ).all()
+    return [
+        s
+        for s in rows
+        if (
+            s.last_polled_at is None
+            or s.last_polled_at + timedelta(seconds=s.interval_seconds) <= now
+        )
+        and not over_cap(s, now)
+    ]
+
+
+def connector_config(source: Source) -> dict[str, Any]:
+    """The connector's settings with the stored secret filled in (never shown or logged)."""
+    config = dict(source.config)
+    field = SECRET_FIELD.get(source.kind)
+    if field and source.secret:
+        config[field] = source.secret
+    return config
+
+
+def poll(
+    session: Session,
+    source: Source,
+    fetch: Callable[[dict[str, Any], str | None], FetchResult],
+    now: datetime | None = None,
+) -> mentions.IngestResult | None:
+    """Run one poll: fetch, store the new mentions and advance the cursor together.
+
+    Failures are recorded on the source in words; a rate limit sets retry_after, a usage
+    cap marks the source capped. The caller commits.
+    """
+    now = now or utcnow()
+    source.last_polled_at = now
+    if over_cap(source, now):
+        source.capped_at = source.capped_at or now
+        source.last_error = (
+            "Monthly spend cap reached: polling stopped until next month or a higher cap."
+        )
+        source.last_error_at = now
+        return None
+    try:
+        result = fetch(connector_config(source), source.cursor)
+    except RateLimited as exc:
+        source.retry_after = exc.retry_at
+        source.last_error = (
+            f"Rate limited by the network: next poll after {exc.retry_at:%H:%M} UTC."
+        )
+        source.last_error_at = now
+        return None
+    except UsageCapped as exc:
+        # Waiting for a rate window does not help: look again in a day.
+        source.capped_at = now
+        source.retry_after = now + timedelta(days=1)
+        source.last_error = f"The account's usage cap is reached: {exc}"
+        source.last_error_at = now
+        return None
+    except SourceError as exc:
+        source.last_error = str(exc) or "The poll failed."
+        source.last_error_at = now
+        return None
+    outcome = mentions.ingest(session, result.mentions, source)
+    source.cursor = result.cursor
+    month = _month(now)
+    if source.reads_month != month:
+        source.reads_month, source.reads_this_month = month, 0
+    source.reads_this_month += result.reads
+    source.retry_after = None
+    source.last_success_at = now
+    source.last_error = None
+    source.capped_at = now if over_cap(source, now) else None
+    return outcome

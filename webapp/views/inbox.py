@@ -1,0 +1,114 @@
+"""The social inbox: mentions newest first with filters, and linking them to contacts."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from webapp.extensions import db
+from webapp.htmx import render
+from webapp.models import LABELS, Source
+from webapp.services import contacts, mentions
+from webapp.services.errors import ValidationError
+from webapp.services.permissions import can
+
+bp = Blueprint("inbox", __name__, url_prefix="/inbox")
+NETWORK_NAMES = {
+    "x": "X",
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "rss": "RSS",
+    "webhook": "Webhook",
+    "demo": "Demo",
+    "import": "Import",
+}
+
+
+@bp.before_request
+@login_required
+def signed_in():
+    """Every inbox page needs a signed-in user."""
+
+
+def _filters() -> dict:
+    matched = request.args.get("matched")
+    return {
+        "source_id": request.args.get("source", type=int),
+        "label": request.args.get("label")
+        if request.args.get("label") in (*LABELS, "unscored")
+        else None,
+        "matched": {"yes": True, "no": False}.get(matched),
+    }
+
+
+@bp.get("/")
+def index():
+    """Mentions, newest first; filters and scrolling answer with rows for htmx."""
+    filters = _filters()
+    before = request.args.get("before", type=int)
+    page = mentions.list_mentions(db.session, current_user, before=before, **filters)
+    sources = db.session.query(Source).order_by(Source.name).all()
+    capped = [s for s in sources if s.capped_at]
+    args = {k: v for k, v in request.args.items() if k in {"source", "label", "matched"} and v}
+    fragment = "inbox/_rows.html" if before else "inbox/_list.html"
+    return render(
+        "inbox/index.html",
+        fragment,
+        page=page,
+        sources=sources,
+        capped=capped,
+        args=args,
+        labels=LABELS,
+        networks=NETWORK_NAMES,
+    )
+
+
+@bp.get("/<int:mention_id>")
+def show(mention_id: int):
+    """One mention with its author, sentiment and contact suggestions. :raise 404:"""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    return render_template(
+        "inbox/show.html",
+        mention=mention,
+        suggestions=mentions.suggestions(db.session, mention) if not mention.contact_id else [],
+        can_triage=can(current_user, "mention.triage"),
+        networks=NETWORK_NAMES,
+    )
+
+
+@bp.post("/<int:mention_id>/link")
+def link(mention_id: int):
+    """Put the mention on a contact's timeline. :raise 404: :raise 403:"""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    contact = contacts.get_contact(
+        db.session, current_user, request.form.get("contact_id", type=int) or 0
+    )
+    mentions.link(db.session, current_user, mention, contact)
+    db.session.commit()
+    flash(f"Linked to {contact.name}.", "success")
+    return redirect(url_for("inbox.show", mention_id=mention.id), 303)
+
+
+@bp.post("/<int:mention_id>/unlink")
+def unlink(mention_id: int):
+    """Take the mention off the contact's timeline. :raise 404: :raise 403:"""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    mentions.unlink(db.session, current_user, mention)
+    db.session.commit()
+    flash("Unlinked.", "success")
+    return redirect(url_for("inbox.show", mention_id=mention.id), 303)
+
+
+@bp.post("/<int:mention_id>/contact")
+def create_contact(mention_id: int):
+    """Make the mention's author a new contact with this handle, and link the mention."""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    try:
+        contact = mentions.create_contact_from(db.session, current_user, mention)
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(" ".join(exc.errors.values()), "error")
+        return redirect(url_for("inbox.show", mention_id=mention.id), 303)
+    db.session.commit()
+    flash(f"Added {contact.name} and linked the mention.", "success")
+    return redirect(url_for("contacts.show", contact_id=contact.id), 303)
