@@ -56,10 +56,11 @@ def create():
         source = sources.create_source(db.session, current_user, data)
     except ValidationError as exc:
         data.pop("secret", None)
+        kind = data.get("kind") if data.get("kind") in sources.KIND_LABELS else None
         return (
             render_template(
                 "sources/form.html",
-                **_context(source=None, kind=data.get("kind"), form=data, errors=exc.errors),
+                **_context(source=None, kind=kind, form=data, errors=exc.errors),
             ),
             422,
         )
