@@ -22,7 +22,7 @@ from webapp.models import Mention, Source
 from webapp.models.base import utcnow
 from webapp.services import sources
 from workers import jobs
-from workers.queues import connect
+from workers.queues import EmbeddedRedis, connect
 
 
 @pytest.fixture
@@ -243,3 +243,43 @@ def test_a_worker_killed_mid_poll_leaves_every_mention_stored_once(app, redis, r
         assert db.session.scalar(select(func.count(func.distinct(Mention.external_id)))) == 12
         stored = db.session.get(Source, source_id)
         assert stored.mentions_stored == 12 and stored.cursor
+
+
+def test_a_redis_restart_loses_no_mention_and_doubles_none(app, tmp_path):
+    """Queues and locks live in Redis; mentions and cursors in the database. A restart
+    that keeps the queue re-runs the old job harmlessly; one that loses it is made good
+    by the next dispatch, which polls from the stored cursor."""
+    server = EmbeddedRedis(tmp_path / "redis.db")
+    with app.app_context():
+        source_id = _source().id
+        try:
+            redis = connect(server.start())
+            queued = jobs.enqueue_poll(source_id, redis)
+            SimpleWorker(["default"], connection=redis).work(burst=True)
+            assert queued.return_value()["stored"] == 3
+            # Queued again, then the server restarts keeping its data (saved on shutdown).
+            redis.delete(jobs._poll_lock(source_id))
+            again = jobs.enqueue_poll(source_id, redis)
+            db.session.get(Source, source_id).cursor = None  # as if the first poll re-ran
+            db.session.commit()
+            server.stop()
+            redis = connect(server.start())
+            assert again.id in Queue("default", connection=redis).job_ids
+            SimpleWorker(["default"], connection=redis).work(burst=True)
+            assert _count() == 3
+            # Now a restart that loses everything: the dispatcher polls again, once.
+            jobs.enqueue_poll(source_id, redis)
+            server.stop()
+            (tmp_path / "redis.db").unlink(missing_ok=True)
+            redis = connect(server.start())
+            assert Queue("default", connection=redis).count == 0
+            source = db.session.get(Source, source_id)
+            source.last_polled_at = None
+            db.session.commit()
+            job = Queue("default", connection=redis).enqueue(jobs.dispatch_polls)
+            SimpleWorker(["default"], connection=redis).work(burst=True)
+            assert job.return_value() == 1
+            assert _count() == 6
+            assert len(set(db.session.scalars(select(Mention.external_id)))) == 6
+        finally:
+            server.stop()
