@@ -7,7 +7,9 @@ Fixtures (use these names; tests/browser/test_*.py rely on them):
   by ``werkzeug.serving.make_server(..., threaded=True)`` on 127.0.0.1 and a free port.
   CSRF, the security headers and ``SESSION_COOKIE_SECURE`` are as in production; Chromium
   treats http://127.0.0.1 as a secure context and keeps Secure cookies there.
-  ``INSTANCE_PATH`` points at a tmp dir. Attributes and helpers:
+  ``INSTANCE_PATH`` points at a tmp dir; ``REDIS_URL`` is the session's real Redis (the
+  ``redis_url`` fixture: ``REDIS_URL`` from the environment, else an embedded one), so
+  "Poll now" really queues a job. Attributes and helpers:
 
   - ``.url``: base URL without a trailing slash, e.g. ``http://127.0.0.1:41234``
   - ``.app``: the Flask app (use ``with live_server.app.app_context():`` for the DB)
@@ -26,6 +28,12 @@ Fixtures (use these names; tests/browser/test_*.py rely on them):
   of the console errors and uncaught page errors seen so far (CSP violations included).
   Contexts are closed on teardown.
 - ``page`` (function scope): ``new_page()`` with the defaults above.
+- ``start_worker`` (function scope): ``start_worker() -> BurstWorker`` runs
+  ``crm worker --burst`` in a subprocess on the live server's database and Redis; it
+  works off what is queued and exits. ``.finish(timeout)`` waits for it and returns its
+  output (failing on a non-zero exit). On teardown the worker is stopped if still
+  running, the queues are emptied and the live server's sources' poll locks released,
+  so no job or lock leaks into the next test.
 
 Helpers and constants: ``sign_in(page, live_server, email, password=PASSWORD)`` signs in
 through the real form and waits for the contact list; ``PASSWORD`` is ``add_user``'s
@@ -37,8 +45,11 @@ Every test here should carry ``pytestmark = pytest.mark.browser``.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,13 +60,16 @@ import pytest
 from flask import Flask, got_request_exception
 from flask_migrate import upgrade
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from rq import Queue
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models import Contact, User
+from webapp.models import Contact, Source, User
 from webapp.models.base import utcnow
 from webapp.services import activities, contacts, users
+from workers import jobs, queues
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -139,12 +153,12 @@ class LiveServer:
             return activity.id
 
 
-def _config(database: Path) -> dict:
+def _config(database: Path, redis_url: str | None = None) -> dict:
     # Only what a test must pin; CSRF, cookies and headers keep their production values.
     return {
         "SECRET_KEY": "browser-test-secret",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
-        "REDIS_URL": None,
+        "REDIS_URL": redis_url,
         "SESSION_COOKIE_SECURE": True,
         "WTF_CSRF_ENABLED": True,
     }
@@ -165,12 +179,13 @@ def browser_db_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def live_server(browser_db_template, tmp_path, monkeypatch) -> Iterator[LiveServer]:
-    """The real app on a fresh database, served over HTTP on 127.0.0.1 in a thread."""
+def live_server(browser_db_template, redis_url, tmp_path, monkeypatch) -> Iterator[LiveServer]:
+    """The real app on a fresh database and the session's Redis, served over HTTP on
+    127.0.0.1 in a thread."""
     database = tmp_path / "crm.sqlite3"
     shutil.copy(browser_db_template, database)
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
-    app = create_app(_config(database))
+    app = create_app(_config(database, redis_url))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     live = LiveServer(f"http://127.0.0.1:{server.server_port}", app)
 
@@ -251,3 +266,72 @@ def sign_in(page: Page, live_server: LiveServer, email: str, password: str = PAS
     expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/contacts$"))
     nav = page.get_by_role("banner").get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Account")).to_be_visible()
+
+
+@dataclass
+class BurstWorker:
+    """A `crm worker --burst` subprocess working for the live server."""
+
+    process: subprocess.Popen
+    log: Path
+
+    def finish(self, timeout: float = 60) -> str:
+        """Wait for the worker to drain the queues and exit; return its output."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"the worker was still running after {timeout} s:\n{self.output()}")
+        assert self.process.returncode == 0, f"the worker failed:\n{self.output()}"
+        return self.output()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def start_worker(live_server, tmp_path) -> Iterator[Callable[[], BurstWorker]]:
+    """Start `crm worker --burst` on the live server's database and Redis, on demand.
+
+    Start it after queueing: a burst worker exits as soon as the queues are empty.
+    """
+    started: list[BurstWorker] = []
+    config = live_server.app.config
+    env = {
+        **os.environ,
+        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": config["REDIS_URL"],
+        "INSTANCE_PATH": str(tmp_path / "worker-instance"),
+        "SECRET_KEY": "browser-test-worker",
+    }
+
+    def start() -> BurstWorker:
+        log = tmp_path / f"worker-{len(started) + 1}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "webapp.cli", "worker", "--burst"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        worker = BurstWorker(process, log)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
+    # Leave nothing behind for the next test: its sources get the same ids again.
+    connection = queues.connect(config["REDIS_URL"])
+    try:
+        for name in queues.QUEUES:
+            Queue(name, connection=connection).empty()
+        with live_server.app.app_context():
+            source_ids = db.session.scalars(select(Source.id)).all()
+        for source_id in source_ids:
+            connection.delete(jobs._poll_lock(source_id))
+    finally:
+        connection.close()

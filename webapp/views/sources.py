@@ -3,6 +3,8 @@ poll now, and each source's health."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -76,13 +78,16 @@ def create():
 def show(source_id: int):
     """A source's settings and health; htmx polls the health part while a poll runs."""
     source = sources.get_source(db.session, current_user, source_id)
-    # After "poll now": still polling until the source's last poll time moves past `since`.
+    # After "poll now": still polling until the source's last poll moves past `since`.
     since = request.args.get("since")
-    polling = (
-        request.args.get("polling") == "1"
-        and since is not None
-        and (source.last_polled_at is None or source.last_polled_at.isoformat() <= since)
-    )
+    polling = request.args.get("polling") == "1" and since is not None
+    if polling and source.last_polled_at is not None and since:
+        try:
+            polling = source.last_polled_at <= datetime.fromisoformat(since)
+        except ValueError:
+            polling = False
+    elif polling:
+        polling = source.last_polled_at is None
     webhook_url = (
         url_for("api.webhook", source_id=source.id, _external=True)
         if source.kind == "webhook"
