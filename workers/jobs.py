@@ -127,9 +127,13 @@ def dispatch_polls() -> int:
 def ingest_mentions(items: list[dict[str, Any]], source_id: int | None = None) -> dict[str, int]:
     """Store a batch of normalized mention objects (an import, a webhook delivery)."""
     parsed = [social_mention.from_json(item) for item in items]
-    source = db.session.get(Source, source_id) if source_id else None
-    outcome = mentions.ingest(db.session, parsed, source)
-    db.session.commit()
+    try:
+        source = db.session.get(Source, source_id) if source_id else None
+        outcome = mentions.ingest(db.session, parsed, source)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
     return {
         "stored": len(outcome.stored),
         "duplicates": outcome.duplicates,

@@ -389,3 +389,22 @@ def test_mentions_import_reports_stored_duplicates_and_rejected_lines(
         assert imported.posted_at == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     again = app.test_cli_runner().invoke(args=["mentions", "import", str(path)])
     assert "0 stored, 3 duplicate, 3 rejected" in again.output
+
+
+def test_a_large_batch_of_distinct_authors_is_matched_in_one_go(app, make_user, make_contact):
+    """A thousand and more authors in one batch (SQLite refuses an expression of one OR
+    term per author past about a thousand)."""
+    make_contact(make_user("rep"), name="Needle", handle_bluesky="did:plc:needle")
+    batch = [
+        incoming(
+            str(i), network="bluesky", handle=f"user{i}.bsky.social", author_id=f"did:plc:u{i}"
+        )
+        for i in range(1500)
+    ]
+    batch.append(
+        incoming("n", network="bluesky", handle="renamed.bsky.social", author_id="did:plc:needle")
+    )
+    with app.app_context():
+        result = mentions.ingest(db.session, batch)
+        db.session.commit()
+        assert (len(result.stored), result.attached) == (1501, 1)
