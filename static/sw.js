@@ -1,17 +1,21 @@
 /* Field CRM service worker: the shell from cache, pages from the network with the last
-   copy (or the offline page) when there is no signal.
+   copy (or the offline page) when there is no signal, and the outbox sent by Background
+   Sync where the browser has it (static/js/offline.js holds the outbox and the rules of
+   what is kept offline; the page sends the outbox too, on `online` and at every load).
    The server stamps VERSION with a hash of the shell's files (webapp/views/pwa.py):
    shell assets are served cache-first, so a new app.css reaches phones only through a
    new cache name, and the changed bytes of this file are what makes browsers update. */
+importScripts("/static/js/offline.js");
 const VERSION = "__SHELL_VERSION__";
 const SHELL_CACHE = "fieldcrm-shell-v" + VERSION;
-// Pages hold personal data: kept apart so signing out can drop them without the shell.
-const PAGE_CACHE = "fieldcrm-pages-v" + VERSION;
-const MAX_PAGES = 50;
+// Pages hold personal data: kept apart (and across versions) so signing out can drop
+// them without the shell; offline.js bounds them.
+const PAGE_CACHE = self.Offline.PAGES;
 const OFFLINE_URL = "/offline";
 const SHELL = [
   "/static/css/app.css",
   "/static/js/htmx-4.0.1.min.js",
+  "/static/js/offline.js",
   "/static/js/app.js",
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
@@ -45,38 +49,37 @@ self.addEventListener("activate", (event) => {
   })());
 });
 
-// A copy worth keeping: a whole, same-origin, successful answer (no redirects, no opaque).
-const cacheable = (response) =>
-  response && response.status === 200 && response.type === "basic" && !response.redirected;
 const isHtml = (response) => (response.headers.get("Content-Type") || "").startsWith("text/html");
 
-async function keepPage(request, response) {
-  const cache = await caches.open(PAGE_CACHE);
-  // Keyed by URL alone, so a page fetched by htmx is found by a plain navigation later.
-  await cache.put(request.url, response);
-  const keys = await cache.keys();
-  for (const old of keys.slice(0, Math.max(0, keys.length - MAX_PAGES))) await cache.delete(old);
+// Keyed by URL alone, so a page fetched by htmx is found by a plain navigation later.
+const keepPage = (request, response) => self.Offline.keep(request.url, response);
+
+// With no signal: the kept copy; a search of the list falls back to the kept list (app.js
+// then searches the contacts kept on this phone); else the offline page.
+async function fromCache(request) {
+  const url = new URL(request.url);
+  return (await self.Offline.saved(request)) ||
+    (url.pathname === "/contacts" && url.search && (await self.Offline.saved(url.origin + "/contacts"))) ||
+    (await caches.match(OFFLINE_URL, { cacheName: SHELL_CACHE })) ||
+    Response.error();
 }
 
 async function page(event) {
+  let response;
   try {
-    const response = (await event.preloadResponse) || (await fetch(event.request));
-    if (cacheable(response) && isHtml(response)) {
-      event.waitUntil(keepPage(event.request, response.clone()));
-    }
-    return response;
+    response = (await event.preloadResponse) || (await fetch(event.request));
   } catch {
-    return (await caches.match(event.request, { cacheName: PAGE_CACHE })) ||
-      (await caches.match(OFFLINE_URL, { cacheName: SHELL_CACHE })) ||
-      Response.error();
+    return fromCache(event.request);
   }
+  if (self.Offline.cacheable(response)) event.waitUntil(keepPage(event.request, response.clone()));
+  return response;
 }
 
 // A boosted link or a history restore: htmx asks for the whole page (HX-Request-Type:
 // full). Kept only once the body proves to be a whole document, never a fragment.
 async function boostedPage(event) {
   const response = await fetch(event.request);
-  if (cacheable(response) && isHtml(response)) {
+  if (self.Offline.cacheable(response) && isHtml(response)) {
     const copy = response.clone();
     const whole = async () => /^\s*<!doctype html/i.test(await copy.clone().text());
     event.waitUntil(whole().then((ok) => ok && keepPage(event.request, copy)));
@@ -88,7 +91,7 @@ async function asset(event) {
   const cached = await caches.match(event.request, { cacheName: SHELL_CACHE });
   if (cached) return cached;
   const response = await fetch(event.request);
-  if (cacheable(response)) {
+  if (response && response.status === 200 && response.type === "basic") {
     const copy = response.clone();
     event.waitUntil(caches.open(SHELL_CACHE).then((cache) => cache.put(event.request, copy)));
   }
@@ -99,11 +102,13 @@ self.addEventListener("fetch", (event) => {
   const { request } = event;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
+  // The JSON API is always the network's answer: a receipt from a cache is no receipt.
+  if (url.pathname.startsWith("/api/")) return;
   if (request.method !== "GET") {
-    // Writes go straight to the network (queueing them offline will hook in here); a
+    // Writes go straight to the network (offline ones wait in the outbox, not here); a
     // sign-out also forgets the pages this phone kept for the user.
     if (request.method === "POST" && SIGN_OUT.includes(url.pathname)) {
-      event.waitUntil(caches.delete(PAGE_CACHE));
+      event.waitUntil(self.Offline.forget());
     }
     return;
   }
@@ -117,5 +122,25 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(page(event));
   } else if (url.pathname.startsWith("/static/") || url.pathname === "/manifest.webmanifest") {
     event.respondWith(asset(event));
+  }
+});
+
+// Background Sync (Chromium): the outbox goes out when the signal returns, even with the
+// app closed. Failing the event asks the browser to try again later, with its backoff.
+self.addEventListener("sync", (event) => {
+  if (event.tag !== "outbox") return;
+  event.waitUntil(self.Offline.flush().then((result) => {
+    if ((result.problem === "offline" || result.problem === "server") && !event.lastChance) {
+      throw new Error("the outbox is still waiting");
+    }
+  }));
+});
+
+// The page asks for the own contacts to be saved, here where a navigation cannot cut it
+// off; and, before it signs out, for this worker to forget them and fall quiet.
+self.addEventListener("message", (event) => {
+  if (event.data === "prefetch") event.waitUntil(self.Offline.prefetch().catch(() => {}));
+  if (event.data === "quiet") {
+    event.waitUntil(self.Offline.quiet().catch(() => {}).then(() => event.ports[0].postMessage("quiet")));
   }
 });

@@ -41,8 +41,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
 
-    from webapp.views import api, auth, contacts, inbox, pwa, sources, users
+    from webapp.views import api, auth, contacts, inbox, pwa, sources, sync, users
 
-    for module in (auth, contacts, inbox, sources, users, api, pwa):
+    for module in (auth, contacts, inbox, sources, users, api, sync, pwa):
         app.register_blueprint(module.bp)
     return app

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, flash, jsonify, redirect, request
+from flask_login import login_url
 from sqlalchemy import select
 
 from webapp.extensions import db, login
@@ -44,6 +45,15 @@ def init_app(app: Flask) -> None:
     login.login_message = "Sign in to continue."
     login.login_message_category = "info"
     login.session_protection = "basic"
+
+    @login.unauthorized_handler
+    def unauthorized():
+        """The JSON API answers 401 in JSON: fetch would follow a redirect to the sign-in
+        page and read its 200 as an answer. Pages go to the sign-in page, as by default."""
+        if request.path.startswith("/api/"):
+            return jsonify(error="Your session has ended: sign in again.", signed_in=False), 401
+        flash(login.login_message, login.login_message_category)
+        return redirect(login_url(login.login_view, next_url=request.url))
 
     @app.after_request
     def security_headers(response):

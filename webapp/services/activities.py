@@ -1,4 +1,5 @@
-"""Activities: logging a call, visit, meeting, email or note exactly once, and the timeline."""
+"""Activities: logging a call, visit, meeting, email or note exactly once (from a form, or
+from a phone's offline outbox), and the timeline."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from webapp.models import ACTIVITY_KINDS, Activity, Contact, User
 from webapp.models.base import utcnow
+from webapp.services.contacts import get_contact
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 
@@ -70,9 +72,11 @@ def log_activity(
     if when.tzinfo is None:
         errors["occurred_at"] = "Give the time with its time zone."
     elif when > now + MAX_FUTURE:
-        errors["occurred_at"] = "That time is in the future."
+        errors["occurred_at"] = (
+            "That time is in the future: check the phone's clock, then fix the time."
+        )
     elif when < now - MAX_PAST:
-        errors["occurred_at"] = f"That is more than {MAX_PAST.days} days ago."
+        errors["occurred_at"] = f"That is more than {MAX_PAST.days} days ago: fix the time."
     if errors:
         raise ValidationError(errors)
 
@@ -88,6 +92,58 @@ def log_activity(
     session.add(activity)
     session.flush()
     return activity, True
+
+
+def parse_time(value: object) -> datetime:
+    """An ISO 8601 time with its zone, as a phone sends the moment an entry was made.
+
+    :raise ValidationError: missing, unreadable or without a zone.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError({"occurred_at": "Give the time the entry was made."})
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(
+            {"occurred_at": "Give the time as an ISO 8601 date and time with its zone."}
+        ) from None
+    if when.tzinfo is None:
+        raise ValidationError({"occurred_at": "Give the time with its time zone."})
+    return when
+
+
+def _contact_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise ValidationError({"contact_id": "Say which contact this entry is for."})
+    return int(value)
+
+
+def log_synced(
+    session: Session,
+    user: User,
+    contact_id: object,
+    kind: str | None,
+    body: str | None,
+    client_uuid: str | None,
+    occurred_at: object,
+) -> tuple[Activity, bool]:
+    """Store an entry sent from a phone's outbox once per UUID; return (activity, created).
+
+    It keeps the time the entry was made (occurred_at, ISO 8601 with a zone), within
+    MAX_FUTURE and MAX_PAST of now. A replay by its author answers with the stored
+    activity, even when the contact was deleted since: the phone only missed the first
+    answer, and must not keep the entry as failed.
+    :raise ValidationError: bad UUID, contact id, kind, body or time.
+    :raise NotFoundError: the contact is unknown or deleted.
+    :raise PermissionDenied: the user may not log on this contact.
+    """
+    key = _clean_uuid(client_uuid)
+    target = _contact_id(contact_id)
+    existing = session.scalar(select(Activity).where(Activity.uuid == key))
+    if existing is not None and existing.author_id == user.id and existing.contact_id == target:
+        return existing, False
+    contact = get_contact(session, user, target)
+    return log_activity(session, user, contact, kind, body, key, parse_time(occurred_at))
 
 
 @dataclass

@@ -1,0 +1,115 @@
+"""The JSON API of the phone's offline outbox and offline library (static/js/offline.js).
+
+Every answer is JSON, a missing session included (401, never a redirect: fetch would
+follow it to the sign-in page's 200). An answer about an entry names its uuid: that is
+the only thing the phone takes as a receipt.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy.exc import IntegrityError
+
+from webapp.extensions import db
+from webapp.services import activities, offline
+from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
+
+bp = Blueprint("sync", __name__, url_prefix="/api")
+MAX_BODY = 64_000
+GONE = "This contact was deleted while the entry waited, so it was not stored."
+FORBIDDEN = "You may no longer log entries on this contact, so it was not stored."
+
+
+@bp.before_request
+@login_required
+def signed_in():
+    """Every sync endpoint needs a signed-in user (else JSON 401, see security.py)."""
+
+
+@bp.after_request
+def never_stored(response):
+    """Answers carry personal data and receipts: no cache may keep or replay them."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/csrf")
+def csrf():
+    """A fresh CSRF token and who is signed in, fetched before each replay of the outbox."""
+    return jsonify(csrf_token=generate_csrf(), user_id=current_user.id)
+
+
+def _receipt(activity, status: int):
+    return jsonify(
+        uuid=activity.uuid,
+        id=activity.id,
+        status="stored",
+        contact_id=activity.contact_id,
+        kind=activity.kind,
+        body=activity.body,
+        occurred_at=activity.occurred_at.isoformat(),
+        created_at=activity.created_at.isoformat(),
+    ), status
+
+
+def _store(data: dict):
+    return activities.log_synced(
+        db.session,
+        current_user,
+        data.get("contact_id"),
+        data.get("kind"),
+        data.get("body"),
+        data.get("uuid"),
+        data.get("occurred_at"),
+    )
+
+
+@bp.post("/activities")
+def log_activity():
+    """Store an outbox entry once per uuid: 201 stored, 200 a replay with the stored
+    record, 422 invalid (errors by field), 404 contact gone, 403 not allowed."""
+    if (request.content_length or 0) > MAX_BODY:
+        return jsonify(error="The entry is too large."), 413
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return jsonify(error="Send the entry as a JSON object."), 400
+    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
+    try:
+        try:
+            activity, created = _store(data)
+            db.session.commit()
+        except IntegrityError:
+            # The same entry arrived twice at once (the page and the service worker):
+            # the other request stored it, so this one answers with that record.
+            db.session.rollback()
+            activity, created = _store(data)
+    except ValidationError as exc:
+        db.session.rollback()
+        return jsonify(uuid=key, errors=exc.errors), 422
+    except NotFoundError:
+        return jsonify(uuid=key, error=GONE), 404
+    except PermissionDenied:
+        return jsonify(uuid=key, error=FORBIDDEN), 403
+    return _receipt(activity, 201 if created else 200)
+
+
+@bp.get("/offline/contacts")
+def offline_contacts():
+    """The user's own contacts, for the phone to save for offline reading (bounded)."""
+    rows = offline.own_contacts(db.session, current_user)
+    return jsonify(
+        user_id=current_user.id,
+        limit=offline.OWN_LIMIT,
+        contacts=[
+            {
+                "id": c.id,
+                "name": c.name,
+                "company": c.company or "",
+                "phone": c.phone or "",
+                "url": url_for("contacts.show", contact_id=c.id),
+            }
+            for c in rows
+        ],
+    )
