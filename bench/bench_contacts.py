@@ -52,6 +52,7 @@ from types import SimpleNamespace
 import sqlalchemy as sa
 from flask import Flask, render_template_string
 from flask_sqlalchemy import SQLAlchemy
+from report import table
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -132,25 +133,6 @@ def pct(values: list[float], p: float) -> float:
     lo = math.floor(k)
     hi = min(lo + 1, len(s) - 1)
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def table(headers: list[str], rows: list[list], right: set[int] | None = None) -> str:
-    """A markdown pipe table; columns in right are right-aligned."""
-    right = right if right is not None else set(range(1, len(headers)))
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-
-    def line(values: list[str]) -> str:
-        padded = [
-            v.rjust(widths[i]) if i in right else v.ljust(widths[i]) for i, v in enumerate(values)
-        ]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = [
-        ("-" * (widths[i] - 1) + ":") if i in right else "-" * widths[i]
-        for i in range(len(headers))
-    ]
-    return "\n".join([line(headers), "| " + " | ".join(rule) + " |", *map(line, cells)])
 
 
 def ms(value: float) -> str:
