@@ -12,19 +12,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 NETWORKS = ("x", "mastodon", "bluesky", "rss", "webhook", "demo", "import")
-KNOWN = {
-    "source",
-    "external_id",
-    "author_handle",
-    "author_name",
-    "author_followers",
-    "author_id",
-    "text",
-    "url",
-    "created_at",
-    "in_reply_to",
-    "language",
-}
+KNOWN = frozenset(
+    {
+        "source",
+        "external_id",
+        "author_handle",
+        "author_name",
+        "author_followers",
+        "author_id",
+        "text",
+        "url",
+        "created_at",
+        "in_reply_to",
+        "language",
+    }
+)
 TEXT_LIMIT = 100_000
 
 
@@ -32,7 +34,7 @@ class MentionError(ValueError):
     """A mention that cannot be stored; the message says which field and why."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Mention:
     network: str
     external_id: str
@@ -72,6 +74,8 @@ def _string(
     data: dict[str, Any], name: str, required: bool = True, limit: int = 2000
 ) -> str | None:
     value = data.get(name)
+    if type(value) is str and value and len(value) <= limit:
+        return value  # the common case, decided at once
     if value is None or value == "":
         if required:
             raise MentionError(f"{name} is missing")
@@ -126,7 +130,7 @@ def from_json(data: Any, default_network: str | None = None) -> Mention:
         created_at=parse_time(data.get("created_at")),
         in_reply_to=_string(data, "in_reply_to", required=False, limit=512),
         language=_string(data, "language", required=False, limit=16),
-        extra={k: v for k, v in data.items() if k not in KNOWN},
+        extra={} if data.keys() <= KNOWN else {k: v for k, v in data.items() if k not in KNOWN},
     )
 
 

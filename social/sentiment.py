@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import math
 import os
 import re
+import string
 import threading
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vaderSentiment.vaderSentiment import (
     BOOSTER_DICT,
@@ -28,7 +29,7 @@ from vaderSentiment.vaderSentiment import (
     NEGATE,
     SPECIAL_CASES,
     SentimentIntensityAnalyzer,
-    SentiText,
+    normalize,
     scalar_inc_dec,
 )
 
@@ -37,15 +38,18 @@ from vaderSentiment.vaderSentiment import (
 MAX_CHARS = 5_000
 
 _NEGATE = frozenset(NEGATE)
+_PUNCTUATION = string.punctuation
 
 SCORED = "scored"
 TRUNCATED = "truncated"
 NOT_ENGLISH = "not_english"
 
 
-@dataclass(frozen=True)
-class Score:
-    """VADER's scores for one text; all None (and label None) when status is not_english."""
+class Score(NamedTuple):
+    """VADER's scores for one text; all None (and label None) when status is not_english.
+
+    A named tuple: a batch makes one per mention, and a frozen dataclass costs three
+    times as much to build."""
 
     compound: float | None
     pos: float | None
@@ -86,31 +90,37 @@ class _LinearAnalyzer(SentimentIntensityAnalyzer):
         if not self._emoji_chars.isdisjoint(text):
             text = self._emoji_re.sub(self._describe_emoji, text)
         text = text.strip()
-        sentitext = SentiText(text)
-        words = sentitext.words_and_emoticons
-        lower = [w.lower() for w in words]
-        last = len(words) - 1
-        sentiments: list[Any] = []
-        for i, item_lower in enumerate(lower):
-            if item_lower in BOOSTER_DICT or (
-                i < last and item_lower == "kind" and lower[i + 1] == "of"
-            ):
-                sentiments.append(0)
-                continue
-            sentiments.append(self._valence(sentitext, words, lower, i))
-        sentiments = _but_check(lower, sentiments)
-        return self.score_valence(sentiments, text)
-
-    def _valence(self, sentitext: SentiText, words: list[str], lower: list[str], i: int) -> Any:
-        """sentiment_valence for word i, reading the lower-cased words computed once."""
+        # SentiText's tokens: split on white space, punctuation stripped from each end
+        # unless that leaves two characters or fewer (an emoticon).
+        words = [
+            token if len(stripped := token.strip(_PUNCTUATION)) <= 2 else stripped
+            for token in text.split()
+        ]
+        count = len(words)
+        capitals = sum(map(str.isupper, words))
+        is_cap_diff = 0 < count - capitals < count
+        lower = list(map(str.lower, words))
         lexicon = self.lexicon
-        is_cap_diff = sentitext.is_cap_diff
+        # Boosters, "kind" of "kind of", and words outside the lexicon score 0 (the int,
+        # as in the original); only lexicon words need the rules.
+        sentiments: list[Any] = [0] * count
+        for i in [i for i, item_lower in enumerate(lower) if item_lower in lexicon]:
+            item_lower = lower[i]
+            if item_lower in BOOSTER_DICT or (
+                item_lower == "kind" and i < count - 1 and lower[i + 1] == "of"
+            ):
+                continue
+            sentiments[i] = self._valence(is_cap_diff, words, lower, i)
+        sentiments = _but_check(lower, sentiments)
+        return _score_valence(sentiments, text)
+
+    def _valence(self, is_cap_diff: bool, words: list[str], lower: list[str], i: int) -> Any:
+        """sentiment_valence for lexicon word i, reading the lower-cased words computed
+        once."""
+        lexicon = self.lexicon
         item = words[i]
         item_lowercase = lower[i]
-        valence: Any = 0
-        if item_lowercase not in lexicon:
-            return valence
-        valence = lexicon[item_lowercase]
+        valence: Any = lexicon[item_lowercase]
         if item_lowercase == "no" and i != len(words) - 1 and lower[i + 1] in lexicon:
             valence = 0.0
         if (
@@ -136,6 +146,51 @@ class _LinearAnalyzer(SentimentIntensityAnalyzer):
                 if start_i == 2:
                     valence = _special_idioms_check(valence, lower, i)
         return self._least_check(valence, words, i)
+
+
+def _score_valence(sentiments: list[Any], text: str) -> dict[str, float]:
+    """SentimentIntensityAnalyzer.score_valence, adding the same non-zero values in the
+    same order (a zero adds nothing to a float sum) without a call per value."""
+    if not sentiments:
+        return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
+    sum_s = float(sum(sentiments))
+    punct_emph_amplifier = _punctuation_emphasis(text)
+    if sum_s > 0:
+        sum_s += punct_emph_amplifier
+    elif sum_s < 0:
+        sum_s -= punct_emph_amplifier
+    compound = normalize(sum_s)
+    pos_sum = 0.0
+    neg_sum = 0.0
+    neu_count = 0
+    for sentiment_score in sentiments:
+        if sentiment_score > 0:
+            pos_sum += float(sentiment_score) + 1
+        elif sentiment_score < 0:
+            neg_sum += float(sentiment_score) - 1
+        else:
+            neu_count += 1
+    if pos_sum > math.fabs(neg_sum):
+        pos_sum += punct_emph_amplifier
+    elif pos_sum < math.fabs(neg_sum):
+        neg_sum -= punct_emph_amplifier
+    total = pos_sum + math.fabs(neg_sum) + neu_count
+    return {
+        "neg": round(math.fabs(neg_sum / total), 3),
+        "neu": round(math.fabs(neu_count / total), 3),
+        "pos": round(math.fabs(pos_sum / total), 3),
+        "compound": round(compound, 4),
+    }
+
+
+def _punctuation_emphasis(text: str) -> float:
+    """SentimentIntensityAnalyzer._punctuation_emphasis: ! (up to 4) and ?? add weight."""
+    ep_amplifier = min(text.count("!"), 4) * 0.292
+    qm_count = text.count("?")
+    qm_amplifier: float = 0
+    if qm_count > 1:
+        qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
+    return ep_amplifier + qm_amplifier
 
 
 def _char_class(chars: frozenset[str]) -> str:
@@ -372,14 +427,15 @@ def score(texts: list[str], languages: list[str | None] | None = None) -> list[S
             scores.append(Score(None, None, None, None, None, NOT_ENGLISH))
             continue
         values = vader.polarity_scores(head)
+        compound = values["compound"]
         scores.append(
             Score(
-                compound=values["compound"],
-                pos=values["pos"],
-                neu=values["neu"],
-                neg=values["neg"],
-                label=label(values["compound"]),
-                status=TRUNCATED if cut else SCORED,
+                compound,
+                values["pos"],
+                values["neu"],
+                values["neg"],
+                label(compound),
+                TRUNCATED if cut else SCORED,
             )
         )
     return scores
