@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -46,8 +47,20 @@ class Mention(db.Model):
     __table_args__ = (
         UniqueConstraint("network", "external_id", name="uq_mentions_network_external_id"),
         Index("ix_mentions_posted", "posted_at", "id"),
-        Index("ix_mentions_contact", "contact_id", "posted_at"),
+        # Matched mentions only: read when a contact is deleted (its foreign key).
+        Index(
+            "ix_mentions_contact",
+            "contact_id",
+            sqlite_where=sql_text("contact_id IS NOT NULL"),
+            postgresql_where=sql_text("contact_id IS NOT NULL"),
+        ),
         Index("ix_mentions_author", "network", "author_handle"),
-        Index("ix_mentions_source", "source_id", "posted_at"),
-        Index("ix_mentions_label", "label", "posted_at"),
+        # Mentions from a source (imports have none): the inbox's source filter.
+        Index(
+            "ix_mentions_source",
+            "source_id",
+            "posted_at",
+            sqlite_where=sql_text("source_id IS NOT NULL"),
+            postgresql_where=sql_text("source_id IS NOT NULL"),
+        ),
     )

@@ -4,16 +4,19 @@ and the lists, links and suggestions support staff work with."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from difflib import SequenceMatcher
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Float,
     Row,
     Table,
     Text,
@@ -36,7 +39,7 @@ from social import sentiment
 from social.matching import normalize_handle
 from webapp.models import Activity, Contact, ContactHandle, Mention, Source, User
 from webapp.models.activities import MENTION_KIND
-from webapp.models.base import utcnow
+from webapp.models.base import UTCDateTime, utcnow
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
 
@@ -58,65 +61,134 @@ def _is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _insert_new(
-    session: Session, table: Table, rows: list[dict[str, Any]], key: list[str], returning=()
-) -> list[Row]:
-    """INSERT the rows (all with the same keys) except those whose key is taken, in one
-    statement; return the RETURNING rows of those stored.
+# The columns ingest stores from each mention, in the order of its row tuples.
+_MENTION_COLUMNS = (
+    "network",
+    "external_id",
+    "source_id",
+    "author_handle",
+    "author_name",
+    "author_followers",
+    "author_id",
+    "text",
+    "url",
+    "posted_at",
+    "fetched_at",
+    "in_reply_to",
+    "language",
+    "extra",
+    "compound",
+    "pos",
+    "neu",
+    "neg",
+    "label",
+    "sentiment_status",
+)
+# The extra of a mention that has none: one object, so a batch serializes it once.
+_NO_EXTRA: dict[str, Any] = {}
+# After them in each tuple: the author's id as a handle key (Bluesky contacts may hold
+# the author's DID), read by the matching below and not stored.
+_LOOKUP_COLUMNS = ("author_key",)
+# The live contact whose handle on the mention's network is the author's handle, else
+# the author's id: looked up by the database while it inserts, in the same statement.
+_OWNER = (
+    "SELECT h.contact_id FROM contact_handles AS h JOIN contacts AS c ON c.id = h.contact_id"
+    " WHERE h.network = new.network AND h.handle = new.{key} AND c.deleted_at IS NULL"
+)
+_MENTION_CONTACT = (
+    f"coalesce(({_OWNER.format(key='author_handle')}), ({_OWNER.format(key='author_key')}))"
+)
+# A timeline entry as ingest makes it: its contact and time are the stored mention's.
+_TIMELINE_COLUMNS = ("uuid", "kind", "body", "created_at", "mention_id")
+_TIMELINE_COMPUTED = {
+    "contact_id": "SELECT m.contact_id FROM mentions AS m WHERE m.id = new.mention_id",
+    "occurred_at": "SELECT m.posted_at FROM mentions AS m WHERE m.id = new.mention_id",
+}
 
-    SQLite gets SQLAlchemy's batched executemany. PostgreSQL gets the rows as one JSON
-    document, read back with json_to_recordset in the rows' order: rows spelled out as
-    VALUES make psycopg parse megabytes of SQL per batch (five times slower), and arrays
-    per column cost twice the client CPU. Values go through the columns' own bind
-    processing first (a naive time is refused as before); JSON columns are serialized
-    as SQLAlchemy does by default (json.dumps, None as the JSON null).
+
+def _insert_new(
+    session: Session,
+    table: Table,
+    names: tuple[str, ...],
+    rows: list[tuple],
+    key: tuple[str, ...],
+    returning: tuple[str, ...] = (),
+    lookups: tuple[str, ...] = (),
+    computed: dict[str, str] | None = None,
+) -> list[Row]:
+    """INSERT the rows except those whose key is taken, in as few statements as the
+    database allows; return the RETURNING rows of those stored.
+
+    rows are tuples of the values of names (then of lookups: text values the computed
+    columns may read as new.<lookup>, not stored). computed maps more columns to SQL
+    expressions over the new row (new.<name>); only constant text from this module goes
+    there. Values go through the columns' own bind processing (a naive time is refused,
+    JSON is serialized as SQLAlchemy does), once per column rather than per value.
+
+    SQLite gets the rows as one VALUES list per statement (as many rows as its limit on
+    parameters allows), PostgreSQL as one JSON document read back with json_to_recordset:
+    rows spelled out as VALUES make psycopg parse megabytes of SQL per batch. Either way
+    the per-row work stays in C; SQLAlchemy's executemany costs more per row than the
+    insert itself.
     """
-    if not _is_postgresql(session):
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
-        if returning:
-            return session.execute(stmt.returning(*returning), rows).all()
-        session.execute(stmt, rows)
+    if not rows:
         return []
     dialect = session.get_bind().dialect
     quote = dialect.identifier_preparer.quote
-    names = list(rows[0])
-    processors = {}
-    definitions, selected = [], []
-    for name in names:
-        column_type = table.c[name].type
-        if isinstance(column_type, JSON):
-            processors[name] = json.dumps
-            definitions.append(f"{quote(name)} TEXT")
-            selected.append(f"CAST(new.{quote(name)} AS JSON)")
-            continue
-        process = column_type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            processors[name] = process
-        definitions.append(f"{quote(name)} {column_type.compile(dialect=dialect)}")
-        selected.append(f"new.{quote(name)}")
-    if processors:
-        rows = [
-            {**row, **{name: process(row[name]) for name, process in processors.items()}}
-            for row in rows
+    rows = _bind_values(dialect, table, names, rows)
+    all_names = names + lookups
+    computed = computed or {}
+    targets = ", ".join(quote(n) for n in (*names, *computed))
+    is_postgresql = dialect.name == "postgresql"
+    selected = ", ".join(
+        [
+            f"CAST(new.{quote(n)} AS JSON)"
+            if is_postgresql and isinstance(table.c[n].type, JSON)
+            else f"new.{quote(n)}"
+            for n in names
         ]
-    columns = ", ".join(quote(name) for name in names)
-    new_rows = (
-        f"ROWS FROM (json_to_recordset(CAST(:rows AS JSON)) AS ({', '.join(definitions)}))"
-        f" WITH ORDINALITY AS new({columns}, ord)"
+        + [f"({sql})" for sql in computed.values()]
     )
-    # Only the table's own names, quoted, go into the text; the rows are one parameter.
-    sql = (
-        f"INSERT INTO {quote(table.name)} ({columns}) SELECT {', '.join(selected)}"  # noqa: S608
-        f" FROM {new_rows} ORDER BY new.ord"
-        f" ON CONFLICT ({', '.join(quote(k) for k in key)}) DO NOTHING"
-    )
-    document = json.dumps(rows, default=_json_time)
+    tail = f" ON CONFLICT ({', '.join(quote(k) for k in key)}) DO NOTHING"
     if returning:
-        sql += f" RETURNING {', '.join(quote(c.name) for c in returning)}"
-        stmt = text(sql).columns(*returning)
-        return session.execute(stmt, {"rows": document}).all()
-    session.execute(text(sql), {"rows": document})
-    return []
+        tail += f" RETURNING {', '.join(quote(n) for n in returning)}"
+    insert = f"INSERT INTO {quote(table.name)} ({targets}) SELECT {selected} FROM "  # noqa: S608
+    connection = session.connection()
+    if is_postgresql:
+        definitions = [f"{quote(n)} {_recordset_type(dialect, table, n)}" for n in all_names]
+        source = (
+            f"ROWS FROM (json_to_recordset(CAST(:rows AS JSON)) AS ({', '.join(definitions)}))"
+            f" WITH ORDINALITY AS new({', '.join(quote(n) for n in all_names)}, ord)"
+        )
+        stmt = text(insert + source + " ORDER BY new.ord" + tail)
+        document = json.dumps(
+            [dict(zip(all_names, row, strict=True)) for row in rows], default=_json_time
+        )
+        result = connection.execute(stmt, {"rows": document})
+        return result.all() if returning else []
+    # SQLite: VALUES names its columns column1, column2...; a subquery renames them.
+    aliases = ", ".join(f"column{i} AS {quote(n)}" for i, n in enumerate(all_names, 1))
+    width = len(all_names)
+    per_statement = max(1, _sqlite_parameter_limit(connection) // width)
+    found: list[Row] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(chunk))
+        # Only the table's own names and placeholders go into the text.
+        source = f"(SELECT {aliases} FROM (VALUES {values})) AS new WHERE true"  # noqa: S608
+        params = tuple(itertools.chain.from_iterable(chunk))
+        result = connection.exec_driver_sql(insert + source + tail, params)
+        if returning:
+            found.extend(result.all())
+    return found
+
+
+def _recordset_type(dialect, table: Table, name: str) -> str:
+    """The type json_to_recordset reads a value as: the column's, or text for JSON
+    (cast afterwards) and for lookups."""
+    if name not in table.c or isinstance(table.c[name].type, JSON):
+        return "TEXT"
+    return table.c[name].type.compile(dialect=dialect)
 
 
 def _json_time(value: Any) -> str:
@@ -124,6 +196,71 @@ def _json_time(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+@functools.lru_cache(maxsize=64)
+def _processors(dialect, table: Table, names: tuple[str, ...]) -> tuple[tuple[int, Any], ...]:
+    """(position, bind processor) of the columns among names whose values need one.
+
+    The same conversions SQLAlchemy makes, cheaper where it matters: a stored mention
+    has two times, a JSON object and four floats, and a batch has thousands of them.
+    """
+    found = []
+    for i, name in enumerate(names):
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
+            # As SQLAlchemy serializes by default: json.dumps, None as the JSON null.
+            found.append((i, json.dumps))
+        elif isinstance(column_type, Float):
+            continue  # its processor turns Decimals into floats; VADER's are floats
+        elif isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
+            found.append((i, sqlite_utc_text))
+        elif process := column_type.dialect_impl(dialect).bind_processor(dialect):
+            found.append((i, process))
+    return tuple(found)
+
+
+def sqlite_utc_text(value: datetime | None) -> str | None:
+    """A time as a UTCDateTime column stores it on SQLite (what SQLAlchemy's processors
+    write, in a third of the time): UTC, no zone, to the microsecond.
+
+    :raise ValueError: for a naive time, as the column does.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _bind_values(dialect, table: Table, names: tuple[str, ...], rows: list[tuple]) -> list[tuple]:
+    processors = _processors(dialect, table, names)
+    if not processors:
+        return rows
+    # The rows of a batch share some values (the time it was fetched): convert once.
+    last: dict[int, tuple[Any, Any]] = {}
+    bound = []
+    for row in rows:
+        values = list(row)
+        for i, process in processors:
+            value = values[i]
+            seen = last.get(i)
+            if seen is not None and seen[0] is value:
+                values[i] = seen[1]
+            else:
+                values[i] = converted = process(value)
+                last[i] = (value, converted)
+        bound.append(values)
+    return bound
+
+
+def _sqlite_parameter_limit(connection) -> int:
+    """How many parameters one SQLite statement may take (32,766 since SQLite 3.32)."""
+    raw = connection.connection.dbapi_connection
+    try:
+        return raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # Python before 3.11
+        return 999
 
 
 @functools.lru_cache(maxsize=16384)
@@ -149,68 +286,70 @@ class IngestResult:
 def ingest(
     session: Session, mentions: list[social_mention.Mention], source: Source | None = None
 ) -> IngestResult:
-    """Score and store mentions once each, then attach the new ones to contacts.
+    """Score and store mentions once each, each new one with the contact who wrote it,
+    and put those on their contacts' timelines.
 
     A mention already stored (same network and external id, from this source or another)
     is counted as a duplicate and left as it is. The caller commits: together with the
     source's cursor, so a crash stores nothing and a retry stores everything once.
 
-    The authors are looked up before storing, so a new mention goes in with its contact
-    and the timeline entries follow in one statement; a duplicate is left untouched.
+    Two statements per batch, whatever its size: the database matches each author to a
+    contact as it inserts the mention, and the timeline entries of the new ones follow.
     """
     if not mentions:
         return IngestResult([], 0, 0)
     scores = sentiment.score([m.text for m in mentions], [m.language for m in mentions])
     now = utcnow()
     source_id = source.id if source else None
-    rows = []
-    for m, s in zip(mentions, scores, strict=True):
-        rows.append(
-            {
-                "network": m.network,
-                "external_id": m.external_id,
-                "source_id": source_id,
-                "author_handle": handle_key(m.network, m.author_handle)[:320],
-                "author_name": (m.author_name or "")[:200],
-                "author_followers": m.author_followers,
-                "author_id": m.author_id,
-                "text": m.text,
-                "url": m.url,
-                "posted_at": m.created_at,
-                "fetched_at": now,
-                "in_reply_to": m.in_reply_to,
-                "language": m.language,
-                "extra": m.extra or {},
-                "compound": s.compound,
-                "pos": s.pos,
-                "neu": s.neu,
-                "neg": s.neg,
-                "label": s.label,
-                "sentiment_status": s.status,
-                "contact_id": None,
-            }
+    rows = [
+        (
+            m.network,
+            m.external_id,
+            source_id,
+            handle_key(m.network, m.author_handle)[:320],
+            (m.author_name or "")[:200],
+            m.author_followers,
+            m.author_id,
+            m.text,
+            m.url,
+            m.created_at,
+            now,
+            m.in_reply_to,
+            m.language,
+            m.extra or _NO_EXTRA,
+            s.compound,
+            s.pos,
+            s.neu,
+            s.neg,
+            s.label,
+            s.status,
+            m.author_id.lower() if m.author_id and m.network in MATCHABLE else None,
         )
-    owners = _owners(session, _wanted(rows))
-    if owners:
-        for row in rows:
-            row["contact_id"] = _owner(
-                owners, row["network"], row["author_handle"], row["author_id"]
-            )
-    table = Mention.__table__
+        for m, s in zip(mentions, scores, strict=True)
+    ]
     inserted = _insert_new(
         session,
-        table,
+        Mention.__table__,
+        _MENTION_COLUMNS,
         rows,
-        ["network", "external_id"],
-        (table.c.id, table.c.contact_id, table.c.posted_at),
+        key=("network", "external_id"),
+        returning=("id", "contact_id"),
+        lookups=_LOOKUP_COLUMNS,
+        computed={"contact_id": _MENTION_CONTACT},
     )
     entries = [
-        _timeline_entry(mention_id, contact_id, posted_at)
-        for mention_id, contact_id, posted_at in inserted
+        (_timeline_uuid(mention_id), MENTION_KIND, "", now, mention_id)
+        for mention_id, contact_id in inserted
         if contact_id
     ]
-    if entries:
-        _insert_new(session, Activity.__table__, entries, ["mention_id"])
+    _insert_new(
+        session,
+        Activity.__table__,
+        _TIMELINE_COLUMNS,
+        entries,
+        key=("mention_id",),
+        computed=_TIMELINE_COMPUTED,
+    )
     if source is not None:
         source.mentions_stored += len(inserted)
     return IngestResult([row[0] for row in inserted], len(rows) - len(inserted), len(entries))
@@ -302,10 +441,14 @@ def match_and_attach(session: Session, mention_ids: list[int]) -> int:
     return attached
 
 
+def _timeline_uuid(mention_id: int) -> str:
+    return str(uuid.uuid5(_TIMELINE_NS, f"mention:{mention_id}"))
+
+
 def _timeline_entry(mention_id: int, contact_id: int, occurred_at: datetime) -> dict[str, Any]:
     """The activity row that puts a mention on a contact's timeline."""
     return {
-        "uuid": str(uuid.uuid5(_TIMELINE_NS, f"mention:{mention_id}")),
+        "uuid": _timeline_uuid(mention_id),
         "contact_id": contact_id,
         "author_id": None,
         "kind": MENTION_KIND,
