@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -99,10 +100,11 @@ def up(host: str, port: int, demo: bool) -> None:
 @with_appcontext
 def worker(burst: bool, queues: tuple[str, ...]) -> None:
     """Run one RQ worker on the queues (default: high, default, low)."""
-    from rq import Worker
     from sqlalchemy.orm import configure_mappers
 
+    import workers.jobs  # noqa: F401 - imported once here, not in every work-horse
     from workers.queues import QUEUES, connect
+    from workers.worker import Worker
 
     connection = connect(current_app.config["REDIS_URL"])
     # Configure mappers once here, before forking, rather than in every work-horse;
@@ -171,49 +173,173 @@ def mentions_group() -> None:
 @mentions_group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--batch", default=500, show_default=True, help="Mentions stored per transaction.")
+@click.option(
+    "--queue",
+    "queue_name",
+    metavar="NAME",
+    help="Hand the batches to the workers on this queue (e.g. default) and wait for them,"
+    " instead of storing them from this process.",
+)
 @with_appcontext
-def import_mentions(path: str, batch: int) -> None:
+def import_mentions(path: str, batch: int, queue_name: str | None) -> None:
     """Read normalized mentions, one JSON object per line, through the ingest pipeline.
 
     Reports how many were stored, already there (duplicates) and rejected, with the
     line number and reason of each rejected line; the good lines go in regardless.
     """
     from social.mention import MentionError, from_line
-    from webapp.services import mentions
 
-    stored = duplicates = attached = 0
+    totals = {"stored": 0, "duplicates": 0, "attached": 0}
     rejected: list[tuple[int, str]] = []
-    pending = []
-
-    def flush() -> None:
-        nonlocal stored, duplicates, attached
-        outcome = mentions.ingest(db.session, pending, None)
-        db.session.commit()
-        stored += len(outcome.stored)
-        duplicates += outcome.duplicates
-        attached += outcome.attached
-        pending.clear()
-
+    if queue_name:
+        store: _Store = _QueuedStore(queue_name, totals)
+    else:
+        store = _LocalStore(totals)
     with click.open_file(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                pending.append(from_line(line, default_network="import"))
+                store.add(number, line, from_line(line, default_network="import"))
             except MentionError as exc:
                 rejected.append((number, str(exc)))
-            if len(pending) >= batch:
-                flush()
-    if pending:
-        flush()
+            if store.pending >= batch:
+                store.flush()
+    store.flush()
+    failures = store.finish()
     click.echo(
-        f"{stored} stored, {duplicates} duplicate, {len(rejected)} rejected"
-        f" ({attached} attached to contacts)."
+        f"{totals['stored']} stored, {totals['duplicates']} duplicate, {len(rejected)} rejected"
+        f" ({totals['attached']} attached to contacts)."
     )
     for number, reason in rejected:
         click.echo(f"  line {number}: {reason}", err=True)
-    if rejected:
+    for failure in failures:
+        click.echo(f"  {failure}", err=True)
+    if rejected or failures:
         sys.exit(1)
+
+
+class _Store:
+    """Where `crm mentions import` sends its batches of good lines."""
+
+    def __init__(self, totals: dict[str, int]):
+        self.totals = totals
+        self.pending = 0
+
+    def add(self, number: int, line: str, mention) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> list[str]:
+        """Wait for what is still being stored; the failures, in words."""
+        return []
+
+    def count(self, outcome: dict[str, int]) -> None:
+        for name in self.totals:
+            self.totals[name] += outcome[name]
+
+
+class _LocalStore(_Store):
+    """Stores each batch from this process, in a transaction of its own."""
+
+    def __init__(self, totals: dict[str, int]):
+        super().__init__(totals)
+        self.mentions: list = []
+
+    def add(self, number: int, line: str, mention) -> None:
+        self.mentions.append(mention)
+        self.pending += 1
+
+    def flush(self) -> None:
+        from webapp.services import mentions
+
+        if not self.mentions:
+            return
+        outcome = mentions.ingest(db.session, self.mentions, None)
+        db.session.commit()
+        self.count(
+            {
+                "stored": len(outcome.stored),
+                "duplicates": outcome.duplicates,
+                "attached": outcome.attached,
+            }
+        )
+        self.mentions.clear()
+        self.pending = 0
+
+
+class _QueuedStore(_Store):
+    """Queues each batch (the lines as they are, checked here) for the workers on a
+    queue, then waits until every batch is stored or has failed for good."""
+
+    def __init__(self, queue_name: str, totals: dict[str, int]):
+        from workers.queues import connect
+
+        super().__init__(totals)
+        self.queue_name = queue_name
+        self.connection = connect(current_app.config["REDIS_URL"])
+        self.lines: list[str] = []
+        self.first_line = self.last_line = 0
+        self.jobs: list[tuple[str, str]] = []  # job id, its lines
+
+    def add(self, number: int, line: str, mention) -> None:
+        if not self.lines:
+            self.first_line = number
+        self.lines.append(line)
+        self.last_line = number
+        self.pending += 1
+
+    def flush(self) -> None:
+        from workers.jobs import enqueue_ingest
+
+        if not self.lines:
+            return
+        job = enqueue_ingest(
+            "[" + ",".join(self.lines) + "]",
+            connection=self.connection,
+            queue_name=self.queue_name,
+            default_network="import",
+        )
+        self.jobs.append((job.id, f"lines {self.first_line}-{self.last_line}"))
+        self.lines.clear()
+        self.pending = 0
+
+    def finish(self) -> list[str]:
+        from rq import Worker
+        from rq.job import Job, JobStatus
+        from rq.queue import Queue
+
+        waiting = dict(self.jobs)
+        failures = []
+        if waiting and not Worker.count(queue=Queue(self.queue_name, connection=self.connection)):
+            click.echo(
+                f"No worker is taking jobs from the queue {self.queue_name!r} yet;"
+                f" the batches wait for one (`crm worker {self.queue_name}`).",
+                err=True,
+            )
+        while waiting:
+            ids = list(waiting)
+            for job_id, job in zip(
+                ids, Job.fetch_many(ids, connection=self.connection), strict=True
+            ):
+                if job is None:
+                    failures.append(f"{waiting.pop(job_id)} not stored: the job is gone from Redis")
+                    continue
+                status = job.get_status(refresh=False)
+                if status == JobStatus.FINISHED:
+                    self.count(job.return_value())
+                    del waiting[job.id]
+                elif status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+                    result = job.latest_result()
+                    reason = (result.exc_string or "").strip().splitlines() if result else []
+                    failures.append(
+                        f"{waiting.pop(job.id)} not stored: {reason[-1] if reason else status}"
+                    )
+            if waiting:
+                time.sleep(0.2)
+        return failures
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from webapp.models import Contact, Source
 from webapp.models.base import utcnow
 from webapp.services import contacts, mentions, sources, users
 from workers import queues
+from workers.worker import in_place
 
 PURGE_AFTER = timedelta(days=30)
 LOGIN_FAILURE_TTL = timedelta(days=1)
@@ -124,9 +126,96 @@ def dispatch_polls() -> int:
     return sum(enqueue_poll(source_id, connection) is not None for source_id in due)
 
 
-def ingest_mentions(items: list[dict[str, Any]], source_id: int | None = None) -> dict[str, int]:
-    """Store a batch of normalized mention objects (an import, a webhook delivery)."""
-    parsed = [social_mention.from_json(item) for item in items]
+INGEST_TIMEOUT = 300
+# A batch may be run again (a worker killed mid-batch): ingest stores each mention once.
+INGEST_RETRY = Retry(max=2, interval=[10, 60])
+# A batch's mentions wait in Redis under a key of their own, and the job carries only the
+# key: RQ compresses a job's arguments when it is queued and again each time it records
+# the job's progress, which for a thousand mentions cost more than storing them.
+BATCH_KEY = "crm:ingest:{}"
+BATCH_TTL = 7 * 86400
+# Kept a while after the batch is stored, so a run again of its job finds it (and finds
+# every mention already stored).
+STORED_BATCH_TTL = 3600
+
+
+def enqueue_ingest(
+    batch: bytes | str | list[dict[str, Any]],
+    source_id: int | None = None,
+    *,
+    connection: Redis,
+    queue_name: str = "default",
+    default_network: str | None = None,
+) -> Job:
+    """Queue a batch of normalized mention objects for a worker to store.
+
+    batch is a JSON array of them (bytes or text, as it may be assembled from the lines
+    of an import file), or the list itself. default_network is the network of objects
+    that name none (an import's).
+    """
+    if isinstance(batch, list):
+        batch = json.dumps(batch)
+    job_id = f"ingest-{uuid.uuid4().hex}"
+    key = BATCH_KEY.format(job_id)
+    connection.set(key, batch, ex=BATCH_TTL)
+    return queues.enqueue(
+        ingest_batch,
+        key,
+        source_id,
+        default_network,
+        queue_name=queue_name,
+        connection=connection,
+        job_id=job_id,
+        job_timeout=INGEST_TIMEOUT,
+        retry=INGEST_RETRY,
+        result_ttl=3600,
+    )
+
+
+class BatchGone(LookupError):
+    """The batch's mentions are no longer in Redis."""
+
+
+@in_place
+def ingest_batch(
+    key: str, source_id: int | None = None, default_network: str | None = None
+) -> dict[str, int]:
+    """Store a queued batch (see enqueue_ingest) in one transaction. Runs in the worker
+    process itself (see workers.worker)."""
+    job = get_current_job()
+    connection = job.connection if job else queues.connect()
+    data = connection.get(key)
+    if data is None:
+        raise BatchGone(
+            f"The batch {key} is no longer in Redis: it waited longer than"
+            f" {BATCH_TTL // 86400} days, or was stored more than an hour ago."
+        )
+    try:
+        items = json.loads(data)
+    except ValueError as exc:
+        raise ValueError(f"The batch {key} is not JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise ValueError(f"The batch {key} is not a JSON array of mentions.")
+    outcome = ingest_mentions(items, source_id, default_network)
+    connection.expire(key, STORED_BATCH_TTL)
+    return outcome
+
+
+def ingest_mentions(
+    items: list[dict[str, Any]],
+    source_id: int | None = None,
+    default_network: str | None = None,
+) -> dict[str, int]:
+    """Store a batch of normalized mention objects in one transaction.
+
+    :raise MentionError: naming the first bad object; nothing is stored then.
+    """
+    parsed = []
+    for number, item in enumerate(items, start=1):
+        try:
+            parsed.append(social_mention.from_json(item, default_network))
+        except social_mention.MentionError as exc:
+            raise social_mention.MentionError(f"mention {number} of the batch: {exc}") from None
     try:
         source = db.session.get(Source, source_id) if source_id else None
         outcome = mentions.ingest(db.session, parsed, source)
