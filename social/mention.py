@@ -74,7 +74,7 @@ def _string(
     data: dict[str, Any], name: str, required: bool = True, limit: int = 2000
 ) -> str | None:
     value = data.get(name)
-    if type(value) is str and value and len(value) <= limit:
+    if type(value) is str and value and len(value) <= limit and _utf8(value):
         return value  # the common case, decided at once
     if value is None or value == "":
         if required:
@@ -85,7 +85,21 @@ def _string(
     value = str(value)
     if len(value) > limit:
         raise MentionError(f"{name} is longer than {limit} characters")
+    if not _utf8(value):
+        raise MentionError(f"{name} has an unpaired surrogate escape (\\ud800-\\udfff)")
     return value
+
+
+def _utf8(value: str) -> bool:
+    """Whether value can be stored as UTF-8: JSON may escape half of a surrogate pair
+    ("\\ud83d" alone), which no database takes."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_time(value: Any) -> datetime:
@@ -118,6 +132,8 @@ def from_json(data: Any, default_network: str | None = None) -> Mention:
         raise MentionError("text is missing")
     if len(text) > TEXT_LIMIT:
         raise MentionError(f"text is longer than {TEXT_LIMIT} characters")
+    if not _utf8(text):
+        raise MentionError("text has an unpaired surrogate escape (\\ud800-\\udfff)")
     return Mention(
         network=network,
         external_id=_string(data, "external_id", limit=512),

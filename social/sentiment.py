@@ -134,17 +134,23 @@ class _LinearAnalyzer(SentimentIntensityAnalyzer):
                 valence += C_INCR
             else:
                 valence -= C_INCR
-        for start_i in range(0, 3):
-            if i > start_i and lower[i - (start_i + 1)] not in lexicon:
-                s = scalar_inc_dec(words[i - (start_i + 1)], valence, is_cap_diff)
-                if start_i == 1 and s != 0:
-                    s = s * 0.95
-                if start_i == 2 and s != 0:
-                    s = s * 0.9
-                valence = valence + s
-                valence = _negation_check(valence, lower, start_i, i)
-                if start_i == 2:
-                    valence = _special_idioms_check(valence, lower, i)
+        for start_i in range(3):
+            j = i - (start_i + 1)
+            if j < 0:
+                break
+            before = lower[j]
+            if before in lexicon:
+                continue
+            # scalar_inc_dec is 0.0 for any word that is no booster.
+            s = scalar_inc_dec(words[j], valence, is_cap_diff) if before in BOOSTER_DICT else 0.0
+            if start_i == 1 and s != 0:
+                s = s * 0.95
+            if start_i == 2 and s != 0:
+                s = s * 0.9
+            valence = valence + s
+            valence = _negation_check(valence, lower, start_i, i)
+            if start_i == 2 and _may_be_idiom(lower, i):
+                valence = _special_idioms_check(valence, lower, i)
         return self._least_check(valence, words, i)
 
 
@@ -239,6 +245,18 @@ def _negation_check(valence: Any, lower: list[str], start_i: int, i: int) -> Any
         elif _negated(lower[i - (start_i + 1)]):
             valence = valence * N_SCALAR
     return valence
+
+
+# Every word of the phrases _special_idioms_check looks for: each phrase has two words or
+# more, so a window around word i with fewer than two of these cannot hold one.
+_IDIOM_WORDS = frozenset(
+    word for phrase in (*SPECIAL_CASES, *BOOSTER_DICT) if " " in phrase for word in phrase.split()
+)
+
+
+def _may_be_idiom(lower: list[str], i: int) -> bool:
+    """Whether the words _special_idioms_check reads (i-3 to i+2) could hold a phrase."""
+    return sum(map(_IDIOM_WORDS.__contains__, lower[i - 3 : i + 3])) >= 2
 
 
 def _special_idioms_check(valence: Any, lower: list[str], i: int) -> Any:
