@@ -161,9 +161,7 @@ def _insert_new(
             f" WITH ORDINALITY AS new({', '.join(quote(n) for n in all_names)}, ord)"
         )
         stmt = text(insert + source + " ORDER BY new.ord" + tail)
-        document = json.dumps(
-            [dict(zip(all_names, row, strict=True)) for row in rows], default=_json_time
-        )
+        document = json.dumps([dict(zip(all_names, row, strict=True)) for row in rows])
         result = connection.execute(stmt, {"rows": document})
         return result.all() if returning else []
     # SQLite: VALUES names its columns column1, column2...; a subquery renames them.
@@ -191,13 +189,6 @@ def _recordset_type(dialect, table: Table, name: str) -> str:
     return table.c[name].type.compile(dialect=dialect)
 
 
-def _json_time(value: Any) -> str:
-    """A time in the JSON document of rows: ISO 8601 with its offset, to the microsecond."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 @functools.lru_cache(maxsize=64)
 def _processors(dialect, table: Table, names: tuple[str, ...]) -> tuple[tuple[int, Any], ...]:
     """(position, bind processor) of the columns among names whose values need one.
@@ -213,8 +204,8 @@ def _processors(dialect, table: Table, names: tuple[str, ...]) -> tuple[tuple[in
             found.append((i, json.dumps))
         elif isinstance(column_type, Float):
             continue  # its processor turns Decimals into floats; VADER's are floats
-        elif isinstance(column_type, UTCDateTime) and dialect.name == "sqlite":
-            found.append((i, sqlite_utc_text))
+        elif isinstance(column_type, UTCDateTime):
+            found.append((i, sqlite_utc_text if dialect.name == "sqlite" else _utc_iso))
         elif process := column_type.dialect_impl(dialect).bind_processor(dialect):
             found.append((i, process))
     return tuple(found)
@@ -231,6 +222,19 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         raise ValueError("naive datetime given for a UTC column")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _utc_iso(value: datetime | None) -> str | None:
+    """A time for the JSON document of rows sent to PostgreSQL: ISO 8601 in UTC (no
+    serializer hook per value).
+
+    :raise ValueError: for a naive time, as the column does.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC column")
+    return value.astimezone(UTC).isoformat()
 
 
 def _bind_values(dialect, table: Table, names: tuple[str, ...], rows: list[tuple]) -> list[tuple]:
