@@ -435,3 +435,52 @@ def test_ingest_writes_times_as_sqlalchemy_does_on_sqlite(when):
     assert mentions.sqlite_utc_text(when) == expected
     with pytest.raises(ValueError, match="naive"):
         mentions.sqlite_utc_text(when.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"network": "x"},
+        {"network": "mastodon", "label": "negative"},
+        {"matched": True},
+        {"matched": False, "label": "positive"},
+        {"network": "x", "matched": True},
+        {"label": "unscored"},
+        {"label": "unscored", "network": "bluesky"},
+        {"source_id": 1},
+    ],
+)
+def test_every_inbox_filter_reads_a_page_in_order_without_sorting(app, backend, make_user, filters):
+    """SQLite keeps no statistics: left to itself it reads every mention of a network
+    through the author index and sorts them (70-230 ms at 300,000 mentions). Each inbox
+    filter must walk an index in newest-first order and stop after a page."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL plans from its statistics")
+    from sqlalchemy import event
+
+    user = make_user("support")
+    statements = []
+    with app.app_context():
+
+        def capture(conn, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().upper().startswith("SELECT") and "FROM mentions" in statement:
+                statements.append((statement, parameters))
+
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            mentions.list_mentions(db.session, user, **filters)
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        statement, parameters = statements[-1]
+        explained = db.session.connection().exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}", parameters
+        )
+        plan = " | ".join(row[3] for row in explained)
+    assert "TEMP B-TREE" not in plan, plan
+    assert (
+        "ix_mentions_posted" in plan
+        or "ix_mentions_unscored" in plan
+        or ("ix_mentions_source" in plan)
+    ), plan

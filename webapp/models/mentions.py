@@ -54,6 +54,15 @@ class Mention(db.Model):
             sqlite_where=sql_text("contact_id IS NOT NULL"),
             postgresql_where=sql_text("contact_id IS NOT NULL"),
         ),
+        # The few mentions VADER could not judge: the inbox's "unscored" filter, which
+        # on the newest-first index alone would walk everything when there are none.
+        Index(
+            "ix_mentions_unscored",
+            "posted_at",
+            "id",
+            sqlite_where=sql_text("label IS NULL"),
+            postgresql_where=sql_text("label IS NULL"),
+        ),
         Index("ix_mentions_author", "network", "author_handle"),
         # Mentions from a source (imports have none): the inbox's source filter.
         Index(

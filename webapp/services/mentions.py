@@ -33,6 +33,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
 
 from social import mention as social_mention
 from social import sentiment
@@ -521,6 +523,20 @@ def suggestions(session: Session, mention: Mention, limit: int = 5) -> list[Cont
     return sorted(candidates, key=similarity, reverse=True)[:limit]
 
 
+def _no_index(session: Session, column):
+    """The column as SQLite's planner will not pick an index for (a unary +).
+
+    Without statistics SQLite takes `network = ?` for a selective condition, reads every
+    mention of the network through the author index and sorts them all (70-230 ms at
+    300,000 mentions) where walking the newest-first index finds a page in under a
+    millisecond; the contact index invites the same mistake. PostgreSQL, which keeps
+    statistics, chooses well on its own.
+    """
+    if _is_postgresql(session):
+        return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
 @dataclass
 class MentionPage:
     mentions: list[Mention]
@@ -543,15 +559,15 @@ def list_mentions(
     if source_id:
         stmt = stmt.where(Mention.source_id == source_id)
     if network:
-        stmt = stmt.where(Mention.network == network)
+        stmt = stmt.where(_no_index(session, Mention.network) == network)
     if label == "unscored":
         stmt = stmt.where(Mention.label.is_(None))
     elif label:
         stmt = stmt.where(Mention.label == label)
     if matched is True:
-        stmt = stmt.where(Mention.contact_id.is_not(None))
+        stmt = stmt.where(_no_index(session, Mention.contact_id).is_not(None))
     elif matched is False:
-        stmt = stmt.where(Mention.contact_id.is_(None))
+        stmt = stmt.where(_no_index(session, Mention.contact_id).is_(None))
     if before:
         last = session.get(Mention, before)
         if last is not None:
