@@ -484,3 +484,22 @@ def test_every_inbox_filter_reads_a_page_in_order_without_sorting(app, backend, 
         or "ix_mentions_unscored" in plan
         or ("ix_mentions_source" in plan)
     ), plan
+
+
+def test_a_failing_batch_stores_nothing_and_the_session_goes_on(app):
+    """A batch larger than one chunk (PostgreSQL pipelines them) that the database
+    refuses half-way stores nothing once rolled back, and the next batch goes in."""
+    batch = [incoming(str(i), handle=f"fan{i % 50}") for i in range(600)]
+    with app.app_context():
+        good = Source(name="Real", kind="x", config={})
+        db.session.add(good)
+        db.session.commit()
+        ghost = Source(id=good.id + 1000, name="Gone", kind="x", config={})
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            mentions.ingest(db.session, batch, ghost)
+        db.session.rollback()
+        assert count(Mention) == 0
+        result = mentions.ingest(db.session, batch, good)
+        db.session.commit()
+        assert (len(result.stored), result.duplicates) == (600, 0)
+        assert count(Mention) == 600

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Float,
-    Row,
     Table,
     Text,
     and_,
@@ -26,12 +25,12 @@ from sqlalchemy import (
     cast,
     or_,
     select,
-    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
@@ -108,8 +107,26 @@ _TIMELINE_COMPUTED = {
 }
 
 
+@dataclass
+class _Insert:
+    """INSERT statements ready for the driver: SQL text and positional parameters,
+    nothing left to convert."""
+
+    statements: list[tuple[str, tuple[Any, ...]]]
+    returning: bool
+
+    def run(self, connection: Connection) -> list[Any]:
+        """Run them now, in order; the RETURNING rows of all."""
+        found: list[Any] = []
+        for sql, params in self.statements:
+            result = connection.exec_driver_sql(sql, params)
+            if self.returning:
+                found.extend(result.all())
+        return found
+
+
 def _insert_new(
-    session: Session,
+    dialect,
     table: Table,
     names: tuple[str, ...],
     rows: list[tuple],
@@ -117,9 +134,10 @@ def _insert_new(
     returning: tuple[str, ...] = (),
     lookups: tuple[str, ...] = (),
     computed: dict[str, str] | None = None,
-) -> list[Row]:
-    """INSERT the rows except those whose key is taken, in as few statements as the
-    database allows; return the RETURNING rows of those stored.
+    parameter_limit: int = 999,
+) -> _Insert:
+    """The INSERT of the rows except those whose key is taken, in as few statements as
+    the database allows, returning the RETURNING columns of those stored.
 
     rows are tuples of the values of names (then of lookups: text values the computed
     columns may read as new.<lookup>, not stored). computed maps more columns to SQL
@@ -127,15 +145,14 @@ def _insert_new(
     there. Values go through the columns' own bind processing (a naive time is refused,
     JSON is serialized as SQLAlchemy does), once per column rather than per value.
 
-    SQLite gets the rows as one VALUES list per statement (as many rows as its limit on
-    parameters allows), PostgreSQL as one JSON document read back with json_to_recordset:
-    rows spelled out as VALUES make psycopg parse megabytes of SQL per batch. Either way
-    the per-row work stays in C; SQLAlchemy's executemany costs more per row than the
-    insert itself.
+    SQLite gets the rows as one VALUES list per statement (as many rows as its
+    parameter_limit allows), PostgreSQL as one JSON document read back with
+    json_to_recordset: rows spelled out as VALUES make psycopg parse megabytes of SQL
+    per batch. Either way the per-row work stays in C; SQLAlchemy's executemany costs
+    more per row than the insert itself.
     """
     if not rows:
-        return []
-    dialect = session.get_bind().dialect
+        return _Insert([], bool(returning))
     quote = dialect.identifier_preparer.quote
     rows = _bind_values(dialect, table, names, rows)
     all_names = names + lookups
@@ -155,32 +172,26 @@ def _insert_new(
     if returning:
         tail += f" RETURNING {', '.join(quote(n) for n in returning)}"
     insert = f"INSERT INTO {quote(table.name)} ({targets}) SELECT {selected} FROM "  # noqa: S608
-    connection = session.connection()
     if is_postgresql:
         definitions = [f"{quote(n)} {_recordset_type(dialect, table, n)}" for n in all_names]
         source = (
-            f"ROWS FROM (json_to_recordset(CAST(:rows AS JSON)) AS ({', '.join(definitions)}))"
+            f"ROWS FROM (json_to_recordset(CAST(%s AS JSON)) AS ({', '.join(definitions)}))"
             f" WITH ORDINALITY AS new({', '.join(quote(n) for n in all_names)}, ord)"
         )
-        stmt = text(insert + source + " ORDER BY new.ord" + tail)
         document = json.dumps([dict(zip(all_names, row, strict=True)) for row in rows])
-        result = connection.execute(stmt, {"rows": document})
-        return result.all() if returning else []
+        return _Insert([(insert + source + " ORDER BY new.ord" + tail, (document,))], True)
     # SQLite: VALUES names its columns column1, column2...; a subquery renames them.
     aliases = ", ".join(f"column{i} AS {quote(n)}" for i, n in enumerate(all_names, 1))
     width = len(all_names)
-    per_statement = max(1, _sqlite_parameter_limit(connection) // width)
-    found: list[Row] = []
+    per_statement = max(1, parameter_limit // width)
+    statements = []
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(chunk))
         # Only the table's own names and placeholders go into the text.
         source = f"(SELECT {aliases} FROM (VALUES {values})) AS new WHERE true"  # noqa: S608
-        params = tuple(itertools.chain.from_iterable(chunk))
-        result = connection.exec_driver_sql(insert + source + tail, params)
-        if returning:
-            found.extend(result.all())
-    return found
+        statements.append((insert + source + tail, tuple(itertools.chain.from_iterable(chunk))))
+    return _Insert(statements, bool(returning))
 
 
 def _recordset_type(dialect, table: Table, name: str) -> str:
@@ -299,66 +310,131 @@ def ingest(
     is counted as a duplicate and left as it is. The caller commits: together with the
     source's cursor, so a crash stores nothing and a retry stores everything once.
 
-    Two statements per batch, whatever its size: the database matches each author to a
-    contact as it inserts the mention, and the timeline entries of the new ones follow.
+    Two statements per batch: the database matches each author to a contact as it
+    inserts the mentions, and the timeline entries of the new ones follow. PostgreSQL
+    gets a large batch in chunks through psycopg's pipeline mode, so that it stores one
+    chunk while the next is scored here (one thread, one transaction).
     """
     if not mentions:
         return IngestResult([], 0, 0)
-    scores = sentiment.score([m.text for m in mentions], [m.language for m in mentions])
-    now = utcnow()
-    source_id = source.id if source else None
-    rows = [
-        (
-            m.network,
-            m.external_id,
-            source_id,
-            handle_key(m.network, m.author_handle)[:320],
-            (m.author_name or "")[:200],
-            m.author_followers,
-            m.author_id,
-            m.text,
-            m.url,
-            m.created_at,
-            now,
-            m.in_reply_to,
-            m.language,
-            m.extra or _NO_EXTRA,
-            s.compound,
-            s.pos,
-            s.neu,
-            s.neg,
-            s.label,
-            s.status,
-            m.author_id.lower() if m.author_id and m.network in MATCHABLE else None,
+    connection = session.connection()
+    batch = _Batch(connection, source.id if source else None)
+    if connection.dialect.name == "postgresql":
+        inserted = batch.pipelined(
+            [mentions[i : i + _CHUNK] for i in range(0, len(mentions), _CHUNK)]
         )
-        for m, s in zip(mentions, scores, strict=True)
-    ]
-    inserted = _insert_new(
-        session,
-        Mention.__table__,
-        _MENTION_COLUMNS,
-        rows,
-        key=("network", "external_id"),
-        returning=("id", "contact_id"),
-        lookups=_LOOKUP_COLUMNS,
-        computed={"contact_id": _MENTION_CONTACT},
-    )
-    entries = [
-        (_timeline_uuid(mention_id), MENTION_KIND, "", now, mention_id)
-        for mention_id, contact_id in inserted
-        if contact_id
-    ]
-    _insert_new(
-        session,
-        Activity.__table__,
-        _TIMELINE_COLUMNS,
-        entries,
-        key=("mention_id",),
-        computed=_TIMELINE_COMPUTED,
-    )
+    else:
+        inserted = batch.mentions_insert(mentions).run(connection)
+        batch.timeline_insert(inserted).run(connection)
+    stored = [mention_id for mention_id, _ in inserted]
     if source is not None:
-        source.mentions_stored += len(inserted)
-    return IngestResult([row[0] for row in inserted], len(rows) - len(inserted), len(entries))
+        source.mentions_stored += len(stored)
+    return IngestResult(stored, len(mentions) - len(stored), batch.attached)
+
+
+# Mentions PostgreSQL stores while the next ones are scored.
+_CHUNK = 250
+
+
+class _Batch:
+    """The statements that store one batch of mentions."""
+
+    def __init__(self, connection: Connection, source_id: int | None):
+        self.connection = connection
+        self.dialect = connection.dialect
+        self.source_id = source_id
+        self.now = utcnow()
+        self.attached = 0
+        self.limit = _sqlite_parameter_limit(connection) if self.dialect.name == "sqlite" else 0
+
+    def mentions_insert(self, mentions: list[social_mention.Mention]) -> _Insert:
+        """Score the mentions and make the insert of those not stored yet."""
+        scores = sentiment.score([m.text for m in mentions], [m.language for m in mentions])
+        now, source_id = self.now, self.source_id
+        rows = [
+            (
+                m.network,
+                m.external_id,
+                source_id,
+                handle_key(m.network, m.author_handle)[:320],
+                (m.author_name or "")[:200],
+                m.author_followers,
+                m.author_id,
+                m.text,
+                m.url,
+                m.created_at,
+                now,
+                m.in_reply_to,
+                m.language,
+                m.extra or _NO_EXTRA,
+                s.compound,
+                s.pos,
+                s.neu,
+                s.neg,
+                s.label,
+                s.status,
+                m.author_id.lower() if m.author_id and m.network in MATCHABLE else None,
+            )
+            for m, s in zip(mentions, scores, strict=True)
+        ]
+        return _insert_new(
+            self.dialect,
+            Mention.__table__,
+            _MENTION_COLUMNS,
+            rows,
+            key=("network", "external_id"),
+            returning=("id", "contact_id"),
+            lookups=_LOOKUP_COLUMNS,
+            computed={"contact_id": _MENTION_CONTACT},
+            parameter_limit=self.limit,
+        )
+
+    def timeline_insert(self, inserted: list[Any]) -> _Insert:
+        """The timeline entries of the stored mentions that have a contact."""
+        entries = [
+            (_timeline_uuid(mention_id), MENTION_KIND, "", self.now, mention_id)
+            for mention_id, contact_id in inserted
+            if contact_id
+        ]
+        self.attached += len(entries)
+        return _insert_new(
+            self.dialect,
+            Activity.__table__,
+            _TIMELINE_COLUMNS,
+            entries,
+            key=("mention_id",),
+            computed=_TIMELINE_COMPUTED,
+            parameter_limit=self.limit,
+        )
+
+    def pipelined(self, chunks: list[list[social_mention.Mention]]) -> list[Any]:
+        """Store the chunks through psycopg's pipeline mode: a statement is sent and its
+        result read only after the next chunk has been scored, so the server works
+        while this process scores. Statements run in the order sent, in this session's
+        transaction; the first error is raised once the pipeline is left."""
+        raw = self.connection.connection.dbapi_connection
+        inserted: list[Any] = []
+
+        def send(insert: _Insert):
+            cursor = raw.cursor()
+            for sql, params in insert.statements:
+                cursor.execute(sql, params)
+            return cursor
+
+        with raw.pipeline():
+            pending = None
+            for chunk in chunks:
+                insert = self.mentions_insert(chunk)
+                if pending is not None:
+                    rows = pending.fetchall()
+                    inserted.extend(rows)
+                    send(self.timeline_insert(rows))
+                pending = send(insert)
+            if pending is not None:
+                rows = pending.fetchall()
+                inserted.extend(rows)
+                send(self.timeline_insert(rows))
+        return inserted
 
 
 def _wanted(rows: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
