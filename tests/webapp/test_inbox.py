@@ -503,3 +503,46 @@ def test_a_failing_batch_stores_nothing_and_the_session_goes_on(app):
         db.session.commit()
         assert (len(result.stored), result.duplicates) == (600, 0)
         assert count(Mention) == 600
+
+
+def test_a_new_handle_brings_the_authors_earlier_mentions(
+    app, client, login, make_user, make_contact
+):
+    """Support turns one mention into a contact, or adds a handle to a contact: that
+    author's other unmatched mentions join the timeline too; a mention someone linked
+    elsewhere by hand stays where it is."""
+    other = make_contact(make_user("rep"), name="Somebody Else")
+    bob = make_contact(make_user("rep"), name="Bob Builder")
+    with app.app_context():
+        stored = mentions.ingest(
+            db.session,
+            [
+                incoming("1", network="mastodon", handle="@Fan@Fosstodon.org", name="Fan"),
+                incoming("2", network="mastodon", handle="fan@fosstodon.org", text="Meh."),
+                incoming("3", network="mastodon", handle="fan@fosstodon.org", text="Again!"),
+                incoming("4", handle="BobTheBuilder", name="Bob", text="Can we fix it?"),
+                incoming("5", handle="bobthebuilder", text="Yes we can"),
+                incoming("6", handle="someoneelse", text="Not Bob"),
+            ],
+        ).stored
+        db.session.commit()
+        assert count(Activity) == 0
+        # Someone linked mention 5 to another contact by hand: it stays there.
+        mention5 = db.session.get(Mention, stored[4])
+        mentions.link(db.session, make_user("support"), mention5, db.session.get(Contact, other.id))
+        db.session.commit()
+    login(make_user("manager"))
+    r = client.post(f"/inbox/{stored[0]}/contact")
+    assert r.status_code == 303
+    timeline = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "I love this product!" in timeline and "Meh." in timeline and "Again!" in timeline
+    login(make_user("support"))
+    r = client.post(f"/contacts/{bob.id}/edit", data={"handle_x": "@bobthebuilder"})
+    assert r.status_code in (200, 303), r.get_data(as_text=True)
+    with app.app_context():
+        on_bob = db.session.scalars(select(Mention).where(Mention.contact_id == bob.id)).all()
+        assert [m.external_id for m in on_bob] == ["4"]
+        assert db.session.get(Mention, stored[4]).contact_id == other.id
+        assert db.session.get(Mention, stored[5]).contact_id is None
+        # One timeline entry per attached mention, never two.
+        assert count(Activity) == 5

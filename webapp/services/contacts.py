@@ -125,17 +125,29 @@ def _apply(contact: Contact, values: dict[str, str | None]) -> None:
     contact.search_text = search_text_for(contact)
 
 
-def _set_handles(contact: Contact, handles: dict[str, str]) -> None:
+def _set_handles(contact: Contact, handles: dict[str, str]) -> bool:
+    """Make the contact's handles these; True if one was added or changed."""
     current = {h.network: h for h in contact.handles}
+    gained = False
     for network in NETWORKS:
         wanted = handles.get(network)
         existing = current.get(network)
         if wanted and existing:
+            gained = gained or existing.handle != wanted
             existing.handle = wanted
         elif wanted:
             contact.handles.append(ContactHandle(network=network, handle=wanted))
+            gained = True
         elif existing:
             contact.handles.remove(existing)
+    return gained
+
+
+def _attach_authored(session: Session, contact: Contact) -> None:
+    """A contact with a new handle gets the unmatched mentions that handle wrote."""
+    from webapp.services.mentions import attach_authored
+
+    attach_authored(session, contact)
 
 
 def get_contact(session: Session, user: User, contact_id: int) -> Contact:
@@ -157,9 +169,11 @@ def create_contact(session: Session, user: User, data: dict[str, str | None]) ->
         raise ValidationError(errors)
     contact = Contact(owner_id=user.id)
     _apply(contact, values)
-    _set_handles(contact, handles)
+    gained = _set_handles(contact, handles)
     session.add(contact)
     session.flush()
+    if gained:
+        _attach_authored(session, contact)
     return contact
 
 
@@ -183,8 +197,10 @@ def update_contact(
         raise ValidationError(errors)
     if may_edit:
         _apply(contact, values)
-    _set_handles(contact, handles)
+    gained = _set_handles(contact, handles)
     session.flush()
+    if gained:
+        _attach_authored(session, contact)
     return contact
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    func,
     or_,
     select,
     tuple_,
@@ -525,6 +526,30 @@ def match_and_attach(session: Session, mention_ids: list[int]) -> int:
 
 def _timeline_uuid(mention_id: int) -> str:
     return str(uuid.uuid5(_TIMELINE_NS, f"mention:{mention_id}"))
+
+
+def attach_authored(session: Session, contact: Contact) -> int:
+    """Put on the contact's timeline the unmatched mentions its handles wrote (a Bluesky
+    DID handle also matches the author's id); return how many. For when a contact gets
+    a handle: the author's earlier mentions follow, not only the next ones."""
+    keys = [(h.network, h.handle) for h in contact.handles if h.network in MATCHABLE]
+    if not keys or contact.deleted_at is not None:
+        return 0
+    conditions = [and_(Mention.network == n, Mention.author_handle == h) for n, h in keys]
+    # Author ids are not indexed: only a DID, which nothing but an id can be, is looked
+    # up that way (a walk over the network's mentions, on a person's edit).
+    conditions += [
+        and_(Mention.network == n, func.lower(Mention.author_id) == h)
+        for n, h in keys
+        if h.startswith("did:")
+    ]
+    ids = session.scalars(
+        select(Mention.id).where(Mention.contact_id.is_(None), or_(*conditions))
+    ).all()
+    return sum(
+        match_and_attach(session, list(ids[i : i + _LOOKUP_CHUNK]))
+        for i in range(0, len(ids), _LOOKUP_CHUNK)
+    )
 
 
 def _timeline_entry(mention_id: int, contact_id: int, occurred_at: datetime) -> dict[str, Any]:
