@@ -74,7 +74,7 @@ def _string(
     data: dict[str, Any], name: str, required: bool = True, limit: int = 2000
 ) -> str | None:
     value = data.get(name)
-    if type(value) is str and value and len(value) <= limit and _utf8(value):
+    if type(value) is str and value and len(value) <= limit and not _unstorable(value):
         return value  # the common case, decided at once
     if value is None or value == "":
         if required:
@@ -85,21 +85,24 @@ def _string(
     value = str(value)
     if len(value) > limit:
         raise MentionError(f"{name} is longer than {limit} characters")
-    if not _utf8(value):
-        raise MentionError(f"{name} has an unpaired surrogate escape (\\ud800-\\udfff)")
+    if problem := _unstorable(value):
+        raise MentionError(f"{name} {problem}")
     return value
 
 
-def _utf8(value: str) -> bool:
-    """Whether value can be stored as UTF-8: JSON may escape half of a surrogate pair
-    ("\\ud83d" alone), which no database takes."""
+def _unstorable(value: str) -> str | None:
+    """Why no database would store value, or None: JSON may escape a NUL character
+    ("\\u0000", which PostgreSQL text refuses) or half of a surrogate pair ("\\ud83d"
+    alone, which is no UTF-8)."""
+    if "\x00" in value:
+        return "has a NUL character (\\u0000)"
     if value.isascii():
-        return True
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return False
-    return True
+        return "has an unpaired surrogate escape (\\ud800-\\udfff)"
+    return None
 
 
 def parse_time(value: Any) -> datetime:
@@ -132,8 +135,8 @@ def from_json(data: Any, default_network: str | None = None) -> Mention:
         raise MentionError("text is missing")
     if len(text) > TEXT_LIMIT:
         raise MentionError(f"text is longer than {TEXT_LIMIT} characters")
-    if not _utf8(text):
-        raise MentionError("text has an unpaired surrogate escape (\\ud800-\\udfff)")
+    if problem := _unstorable(text):
+        raise MentionError(f"text {problem}")
     return Mention(
         network=network,
         external_id=_string(data, "external_id", limit=512),

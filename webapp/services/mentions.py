@@ -147,9 +147,9 @@ def _insert_new(
     JSON is serialized as SQLAlchemy does), once per column rather than per value.
 
     SQLite gets the rows as one VALUES list per statement (as many rows as its
-    parameter_limit allows), PostgreSQL as one JSON document read back with
-    json_to_recordset: rows spelled out as VALUES make psycopg parse megabytes of SQL
-    per batch. Either way the per-row work stays in C; SQLAlchemy's executemany costs
+    parameter_limit allows), PostgreSQL as one JSON document of row arrays read back
+    with jsonb_array_elements: rows spelled out as VALUES make psycopg parse megabytes
+    of SQL per batch. Either way the per-row work stays in C; SQLAlchemy's executemany costs
     more per row than the insert itself.
     """
     if not rows:
@@ -174,12 +174,16 @@ def _insert_new(
         tail += f" RETURNING {', '.join(quote(n) for n in returning)}"
     insert = f"INSERT INTO {quote(table.name)} ({targets}) SELECT {selected} FROM "  # noqa: S608
     if is_postgresql:
-        definitions = [f"{quote(n)} {_recordset_type(dialect, table, n)}" for n in all_names]
-        source = (
-            f"ROWS FROM (json_to_recordset(CAST(%s AS JSON)) AS ({', '.join(definitions)}))"
-            f" WITH ORDINALITY AS new({', '.join(quote(n) for n in all_names)}, ord)"
+        # Each row a JSON array (no keys to write or read), parsed once as jsonb.
+        fields = ", ".join(
+            f"CAST(e.v->>{i} AS {_recordset_type(dialect, table, n)}) AS {quote(n)}"
+            for i, n in enumerate(all_names)
         )
-        document = json.dumps([dict(zip(all_names, row, strict=True)) for row in rows])
+        source = (
+            f"(SELECT {fields}, e.ord FROM jsonb_array_elements(CAST(%s AS JSONB))"  # noqa: S608
+            " WITH ORDINALITY AS e(v, ord)) AS new"
+        )
+        document = json.dumps(rows)
         return _Insert([(insert + source + " ORDER BY new.ord" + tail, (document,))], True)
     # SQLite: VALUES names its columns column1, column2...; a subquery renames them.
     aliases = ", ".join(f"column{i} AS {quote(n)}" for i, n in enumerate(all_names, 1))
@@ -196,8 +200,8 @@ def _insert_new(
 
 
 def _recordset_type(dialect, table: Table, name: str) -> str:
-    """The type json_to_recordset reads a value as: the column's, or text for JSON
-    (cast afterwards) and for lookups."""
+    """The type a value of the JSON document of rows is read as: the column's, or text
+    for JSON (cast afterwards) and for lookups."""
     if name not in table.c or isinstance(table.c[name].type, JSON):
         return "TEXT"
     return table.c[name].type.compile(dialect=dialect)
