@@ -90,6 +90,20 @@ def _string(
     return value
 
 
+def storable(value: str) -> str:
+    """value with what no database stores taken out: NUL characters dropped, halves of
+    surrogate pairs replaced by U+FFFD. For text fetched from a network, where refusing
+    the post would fail its poll again at every retry."""
+    if value.isascii():
+        return value.replace("\x00", "") if "\x00" in value else value
+    value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
 def _unstorable(value: str) -> str | None:
     """Why no database would store value, or None: JSON may escape a NUL character
     ("\\u0000", which PostgreSQL text refuses) or half of a surrogate pair ("\\ud83d"

@@ -549,3 +549,18 @@ def test_a_new_handle_brings_the_authors_earlier_mentions(
         assert db.session.get(Mention, stored[5]).contact_id is None
         # One timeline entry per attached mention, never two.
         assert count(Activity) == 5
+
+
+def test_a_fetched_post_no_database_could_store_is_cleaned_not_refused(app):
+    """A network may send a NUL or half a surrogate pair; refusing the post would fail
+    its poll again at every retry, so the characters go and the post is stored."""
+    with app.app_context():
+        result = mentions.ingest(
+            db.session,
+            [incoming("1", text="broken\x00 post \ud83d here", name="Nul\x00 Name")],
+        )
+        db.session.commit()
+        assert len(result.stored) == 1
+        stored = db.session.get(Mention, result.stored[0])
+        assert stored.text == "broken post \ufffd here"
+        assert stored.author_name == "Nul Name"
