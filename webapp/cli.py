@@ -307,36 +307,23 @@ class _QueuedStore(_Store):
         self.pending = 0
 
     def finish(self) -> list[str]:
-        from rq import Worker
-        from rq.job import Job, JobStatus
-        from rq.queue import Queue
+        from workers.queues import ended_jobs, has_worker
 
         waiting = dict(self.jobs)
         failures = []
-        if waiting and not Worker.count(queue=Queue(self.queue_name, connection=self.connection)):
+        if waiting and not has_worker(self.connection, self.queue_name):
             click.echo(
                 f"No worker is taking jobs from the queue {self.queue_name!r} yet;"
                 f" the batches wait for one (`crm worker {self.queue_name}`).",
                 err=True,
             )
         while waiting:
-            ids = list(waiting)
-            for job_id, job in zip(
-                ids, Job.fetch_many(ids, connection=self.connection), strict=True
-            ):
-                if job is None:
-                    failures.append(f"{waiting.pop(job_id)} not stored: the job is gone from Redis")
-                    continue
-                status = job.get_status(refresh=False)
-                if status == JobStatus.FINISHED:
-                    self.count(job.return_value())
-                    del waiting[job.id]
-                elif status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
-                    result = job.latest_result()
-                    reason = (result.exc_string or "").strip().splitlines() if result else []
-                    failures.append(
-                        f"{waiting.pop(job.id)} not stored: {reason[-1] if reason else status}"
-                    )
+            for job_id, end in ended_jobs(self.connection, list(waiting)).items():
+                lines = waiting.pop(job_id)
+                if end.error is None:
+                    self.count(end.result)
+                else:
+                    failures.append(f"{lines} not stored: {end.error}")
             if waiting:
                 time.sleep(0.2)
         return failures

@@ -157,7 +157,7 @@ def enqueue_ingest(
         batch = json.dumps(batch)
     job_id = f"ingest-{uuid.uuid4().hex}"
     key = BATCH_KEY.format(job_id)
-    connection.set(key, batch, ex=BATCH_TTL)
+    queues.put_blob(connection, key, batch, BATCH_TTL)
     return queues.enqueue(
         ingest_batch,
         key,
@@ -184,7 +184,7 @@ def ingest_batch(
     process itself (see workers.worker)."""
     job = get_current_job()
     connection = job.connection if job else queues.connect()
-    data = connection.get(key)
+    data = queues.get_blob(connection, key)
     if data is None:
         raise BatchGone(
             f"The batch {key} is no longer in Redis: it waited longer than"
@@ -197,7 +197,7 @@ def ingest_batch(
     if not isinstance(items, list):
         raise ValueError(f"The batch {key} is not a JSON array of mentions.")
     outcome = ingest_mentions(items, source_id, default_network)
-    connection.expire(key, STORED_BATCH_TTL)
+    queues.keep_blob(connection, key, STORED_BATCH_TTL)
     return outcome
 
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,56 @@ def hold_lock(connection: Redis, key: str, owner: str, ttl: int) -> bool:
 def release_lock(connection: Redis, key: str, owner: str) -> None:
     """Give up the lock if owner still holds it."""
     connection.eval(_RELEASE_SCRIPT, 1, key, owner)
+
+
+def put_blob(connection: Redis, key: str, data: bytes | str, ttl: int) -> None:
+    """Store data under key for ttl seconds (a queued batch's mentions)."""
+    connection.set(key, data, ex=ttl)
+
+
+def get_blob(connection: Redis, key: str) -> bytes | None:
+    """The data under key, or None if it is gone."""
+    return connection.get(key)
+
+
+def keep_blob(connection: Redis, key: str, ttl: int) -> None:
+    """Let the data under key live ttl seconds more, and no longer."""
+    connection.expire(key, ttl)
+
+
+def has_worker(connection: Redis, queue_name: str) -> bool:
+    """Whether a worker is taking jobs from the queue."""
+    from rq import Worker
+
+    return bool(Worker.count(queue=Queue(queue_name, connection=connection)))
+
+
+@dataclass
+class JobEnd:
+    """How a job ended: its return value, or why it failed (the last line of the error)."""
+
+    result: Any = None
+    error: str | None = None
+
+
+def ended_jobs(connection: Redis, job_ids: list[str]) -> dict[str, JobEnd]:
+    """The jobs among job_ids that have ended, for good: finished, failed with no retry
+    left, stopped, or gone from Redis."""
+    from rq.job import Job, JobStatus
+
+    ended = {}
+    for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=connection), strict=True):
+        if job is None:
+            ended[job_id] = JobEnd(error="the job is gone from Redis")
+            continue
+        status = job.get_status(refresh=False)
+        if status == JobStatus.FINISHED:
+            ended[job_id] = JobEnd(result=job.return_value())
+        elif status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            latest = job.latest_result()
+            lines = (latest.exc_string or "").strip().splitlines() if latest else []
+            ended[job_id] = JobEnd(error=lines[-1] if lines else str(status))
+    return ended
 
 
 class EmbeddedRedis:
