@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app
@@ -17,6 +18,9 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
 
 from webapp.extensions import db
+
+if TYPE_CHECKING:
+    from social.mention import Mention
 
 
 def _create_app():
@@ -226,7 +230,7 @@ class _Store:
         self.totals = totals
         self.pending = 0
 
-    def add(self, number: int, line: str, mention) -> None:
+    def add(self, number: int, line: str, mention: Mention) -> None:
         raise NotImplementedError
 
     def flush(self) -> None:
@@ -246,9 +250,9 @@ class _LocalStore(_Store):
 
     def __init__(self, totals: dict[str, int]):
         super().__init__(totals)
-        self.mentions: list = []
+        self.mentions: list[Mention] = []
 
-    def add(self, number: int, line: str, mention) -> None:
+    def add(self, number: int, line: str, mention: Mention) -> None:
         self.mentions.append(mention)
         self.pending += 1
 
@@ -284,7 +288,7 @@ class _QueuedStore(_Store):
         self.first_line = self.last_line = 0
         self.jobs: list[tuple[str, str]] = []  # job id, its lines
 
-    def add(self, number: int, line: str, mention) -> None:
+    def add(self, number: int, line: str, mention: Mention) -> None:
         if not self.lines:
             self.first_line = number
         self.lines.append(line)

@@ -31,10 +31,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.expression import ColumnElement, UnaryExpression
 
 from social import mention as social_mention
 from social import sentiment
@@ -127,7 +127,7 @@ class _Insert:
 
 
 def _insert_new(
-    dialect,
+    dialect: Dialect,
     table: Table,
     names: tuple[str, ...],
     rows: list[tuple],
@@ -199,7 +199,7 @@ def _insert_new(
     return _Insert(statements, bool(returning))
 
 
-def _recordset_type(dialect, table: Table, name: str) -> str:
+def _recordset_type(dialect: Dialect, table: Table, name: str) -> str:
     """The type a value of the JSON document of rows is read as: the column's, or text
     for JSON (cast afterwards) and for lookups."""
     if name not in table.c or isinstance(table.c[name].type, JSON):
@@ -208,7 +208,9 @@ def _recordset_type(dialect, table: Table, name: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _processors(dialect, table: Table, names: tuple[str, ...]) -> tuple[tuple[int, Any], ...]:
+def _processors(
+    dialect: Dialect, table: Table, names: tuple[str, ...]
+) -> tuple[tuple[int, Any], ...]:
     """(position, bind processor) of the columns among names whose values need one.
 
     The same conversions SQLAlchemy makes, cheaper where it matters: a stored mention
@@ -255,7 +257,9 @@ def _utc_iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
-def _bind_values(dialect, table: Table, names: tuple[str, ...], rows: list[tuple]) -> list[tuple]:
+def _bind_values(
+    dialect: Dialect, table: Table, names: tuple[str, ...], rows: list[tuple]
+) -> list[tuple]:
     processors = _processors(dialect, table, names)
     if not processors:
         return rows
@@ -276,7 +280,7 @@ def _bind_values(dialect, table: Table, names: tuple[str, ...], rows: list[tuple
     return bound
 
 
-def _sqlite_parameter_limit(connection) -> int:
+def _sqlite_parameter_limit(connection: Connection) -> int:
     """How many parameters one SQLite statement may take (32,766 since SQLite 3.32)."""
     raw = connection.connection.dbapi_connection
     try:
@@ -420,7 +424,7 @@ class _Batch:
         raw = self.connection.connection.dbapi_connection
         inserted: list[Any] = []
 
-        def send(insert: _Insert):
+        def send(insert: _Insert) -> Any:
             cursor = raw.cursor()
             for sql, params in insert.statements:
                 cursor.execute(sql, params)
@@ -628,7 +632,7 @@ def suggestions(session: Session, mention: Mention, limit: int = 5) -> list[Cont
     return sorted(candidates, key=similarity, reverse=True)[:limit]
 
 
-def _no_index(session: Session, column):
+def _no_index(session: Session, column: InstrumentedAttribute[Any]) -> ColumnElement[Any]:
     """The column as SQLite's planner will not pick an index for (a unary +).
 
     Without statistics SQLite takes `network = ?` for a selective condition, reads every
