@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import sqlite3
 import uuid
 from collections.abc import Iterable
@@ -329,9 +330,7 @@ def ingest(
     connection = session.connection()
     batch = _Batch(connection, source.id if source else None)
     if connection.dialect.name == "postgresql":
-        inserted = batch.pipelined(
-            [mentions[i : i + _CHUNK] for i in range(0, len(mentions), _CHUNK)]
-        )
+        inserted = batch.pipelined(_chunks(mentions))
     else:
         inserted = batch.mentions_insert(mentions).run(connection)
         batch.timeline_insert(inserted).run(connection)
@@ -341,8 +340,21 @@ def ingest(
     return IngestResult(stored, len(mentions) - len(stored), batch.attached)
 
 
-# Mentions PostgreSQL stores while the next ones are scored.
+# Mentions PostgreSQL stores while the next ones are scored; the last chunk is smaller,
+# since nothing is scored while it is stored.
 _CHUNK = 250
+_LAST_CHUNK = 100
+
+
+def _chunks(mentions: list[social_mention.Mention]) -> list[list[social_mention.Mention]]:
+    """Chunks of at most _CHUNK mentions, of even sizes, then the last _LAST_CHUNK."""
+    count = len(mentions)
+    if not count:
+        return []
+    head = count - _LAST_CHUNK if count > _CHUNK + _LAST_CHUNK else count
+    size = math.ceil(head / math.ceil(head / _CHUNK))
+    chunks = [mentions[i : min(i + size, head)] for i in range(0, head, size)]
+    return chunks + ([mentions[head:]] if head < count else [])
 
 
 class _Batch:
