@@ -176,7 +176,7 @@ def mentions_group() -> None:
 
 @mentions_group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--batch", default=1000, show_default=True, help="Mentions stored per transaction.")
+@click.option("--batch", default=2000, show_default=True, help="Mentions stored per transaction.")
 @click.option(
     "--queue",
     "queue_name",
