@@ -398,6 +398,26 @@ def check_outcome(outcome: Outcome, ds: Dataset, rerun: bool) -> None:
         raise AssertionError(f"jobs reported stored/dupes/attached {got}, expected {expected}")
 
 
+def measured(
+    backend: Backend,
+    path: str,
+    batch: int,
+    ds: Dataset,
+    url: str,
+    outcome: Outcome,
+    seconds: float,
+    times: list[float],
+    cpu: float,
+    rerun: bool = False,
+) -> Row:
+    """Check a run's counts and database, log its rate, and make its row."""
+    check_outcome(outcome, ds, rerun)
+    note = check_database(url, ds)
+    path += " rerun" if rerun else ""
+    log(f"  {path} batch {batch}: {ds.n / seconds:,.0f}/s ({note})")
+    return Row(backend.name, path, batch, ds.n, seconds, times, note, cpu=cpu)
+
+
 # --------------------------------------------------------------------------- runs
 
 
@@ -615,12 +635,9 @@ def run_queue(
             if len(ids) != math.ceil(ds.n / batch):
                 raise AssertionError(f"{len(ids)} jobs finished, not {math.ceil(ds.n / batch)}")
             outcome, times, end, start = collect(redis, ids)
-            seconds = end - start
-            check_outcome(outcome, ds, rerun)
-            note = check_database(url, ds)
-            path = "import --queue, crm worker" + (" rerun" if rerun else "")
-            rows.append(Row(backend.name, path, batch, ds.n, seconds, times, note, cpu=cpu))
-            log(f"  {path} batch {batch}: {ds.n / seconds:,.0f}/s ({note})")
+            path = "import --queue, crm worker"
+            args = (outcome, end - start, times, cpu, rerun)
+            rows.append(measured(backend, path, batch, ds, url, *args))
     backend.done(url)
     return rows
 
@@ -644,13 +661,10 @@ def run_burst(backend: Backend, redis: Redis, ds: Dataset, batch: int, tmp: Path
         )
     cpu = children_cpu() - cpu
     outcome, times, end, _ = collect(redis, ids)
-    seconds = end - start
-    check_outcome(outcome, ds, False)
-    note = check_database(url, ds)
-    log(f"  worker --burst batch {batch}: {ds.n / seconds:,.0f}/s ({note})")
-    backend.done(url)
     path = "worker --burst (cold start)"
-    return [Row(backend.name, path, batch, ds.n, seconds, times, note, cpu=cpu)]
+    row = measured(backend, path, batch, ds, url, outcome, end - start, times, cpu)
+    backend.done(url)
+    return [row]
 
 
 def run_simple(backend: Backend, redis: Redis, ds: Dataset, batch: int) -> list[Row]:
@@ -673,12 +687,9 @@ def run_simple(backend: Backend, redis: Redis, ds: Dataset, batch: int) -> list[
             worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
             cpu = time.process_time() - cpu
             outcome, times, end, _ = collect(redis, ids)
-            seconds = end - start
-            check_outcome(outcome, ds, rerun)
-            note = check_database(url, ds)
-            path = "SimpleWorker (in-process)" + (" rerun" if rerun else "")
-            rows.append(Row(backend.name, path, batch, ds.n, seconds, times, note, cpu=cpu))
-            log(f"  {path} batch {batch}: {ds.n / seconds:,.0f}/s ({note})")
+            path = "SimpleWorker (in-process)"
+            args = (outcome, end - start, times, cpu, rerun)
+            rows.append(measured(backend, path, batch, ds, url, *args))
         db.session.remove()
         db.engine.dispose()
     backend.done(url)
@@ -718,13 +729,10 @@ def run_import(backend: Backend, ds: Dataset, batch: int, jsonl: Path) -> list[R
             raise AssertionError(f"crm mentions import failed: {result.output}")
         numbers = [int(x) for x in re.findall(r"\d+", result.output)[:4]]
         outcome = Outcome(stored=numbers[0], duplicates=numbers[1], attached=numbers[3])
-        check_outcome(outcome, ds, rerun)
-        note = check_database(url, ds)
         marks.append(start + seconds)
         gaps = [b - a for a, b in itertools.pairwise(marks)]
-        path = "crm mentions import (no queue)" + (" rerun" if rerun else "")
-        rows.append(Row(backend.name, path, batch, ds.n, seconds, gaps, note, cpu=cpu))
-        log(f"  {path} batch {batch}: {ds.n / seconds:,.0f}/s ({note})")
+        path = "crm mentions import (no queue)"
+        rows.append(measured(backend, path, batch, ds, url, outcome, seconds, gaps, cpu, rerun))
     with app.app_context():
         db.engine.dispose()
     backend.done(url)

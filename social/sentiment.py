@@ -112,7 +112,7 @@ class _LinearAnalyzer(SentimentIntensityAnalyzer):
                 continue
             sentiments[i] = self._valence(is_cap_diff, words, lower, i)
         sentiments = _but_check(lower, sentiments)
-        return _score_valence(sentiments, text)
+        return _score_valence(sentiments, self._punctuation_emphasis(text))
 
     def _valence(self, is_cap_diff: bool, words: list[str], lower: list[str], i: int) -> Any:
         """sentiment_valence for lexicon word i, reading the lower-cased words computed
@@ -154,13 +154,12 @@ class _LinearAnalyzer(SentimentIntensityAnalyzer):
         return self._least_check(valence, words, i)
 
 
-def _score_valence(sentiments: list[Any], text: str) -> dict[str, float]:
+def _score_valence(sentiments: list[Any], punct_emph_amplifier: float) -> dict[str, float]:
     """SentimentIntensityAnalyzer.score_valence, adding the same non-zero values in the
     same order (a zero adds nothing to a float sum) without a call per value."""
     if not sentiments:
         return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
     sum_s = float(sum(sentiments))
-    punct_emph_amplifier = _punctuation_emphasis(text)
     if sum_s > 0:
         sum_s += punct_emph_amplifier
     elif sum_s < 0:
@@ -187,16 +186,6 @@ def _score_valence(sentiments: list[Any], text: str) -> dict[str, float]:
         "pos": round(math.fabs(pos_sum / total), 3),
         "compound": round(compound, 4),
     }
-
-
-def _punctuation_emphasis(text: str) -> float:
-    """SentimentIntensityAnalyzer._punctuation_emphasis: ! (up to 4) and ?? add weight."""
-    ep_amplifier = min(text.count("!"), 4) * 0.292
-    qm_count = text.count("?")
-    qm_amplifier: float = 0
-    if qm_count > 1:
-        qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
-    return ep_amplifier + qm_amplifier
 
 
 def _char_class(chars: frozenset[str]) -> str:

@@ -263,13 +263,7 @@ class _LocalStore(_Store):
             return
         outcome = mentions.ingest(db.session, self.mentions, None)
         db.session.commit()
-        self.count(
-            {
-                "stored": len(outcome.stored),
-                "duplicates": outcome.duplicates,
-                "attached": outcome.attached,
-            }
-        )
+        self.count(outcome.counts())
         self.mentions.clear()
         self.pending = 0
 

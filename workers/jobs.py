@@ -103,13 +103,7 @@ def poll_source(source_id: int) -> dict[str, int] | None:
             return None
         outcome = sources.poll(db.session, source, _fetcher(source.kind, connection))
         db.session.commit()
-        if outcome is None:
-            return {"stored": 0, "duplicates": 0, "attached": 0}
-        return {
-            "stored": len(outcome.stored),
-            "duplicates": outcome.duplicates,
-            "attached": outcome.attached,
-        }
+        return (outcome or mentions.IngestResult([], 0, 0)).counts()
     except BaseException:
         db.session.rollback()
         raise
@@ -223,8 +217,4 @@ def ingest_mentions(
     except BaseException:
         db.session.rollback()
         raise
-    return {
-        "stored": len(outcome.stored),
-        "duplicates": outcome.duplicates,
-        "attached": outcome.attached,
-    }
+    return outcome.counts()

@@ -30,8 +30,6 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import operators
@@ -53,11 +51,6 @@ _LOOKUP_CHUNK = 500
 # Timeline entries made by matching get a UUID derived from the mention: matching the
 # same mention twice can never add a second entry.
 _TIMELINE_NS = uuid.UUID("6f0c1e0a-5d55-4a2b-9a77-1d9b3f6c2a10")
-
-
-def _insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -185,7 +178,8 @@ def _insert_new(
             " WITH ORDINALITY AS e(v, ord)) AS new"
         )
         document = json.dumps(rows)
-        return _Insert([(insert + source + " ORDER BY new.ord" + tail, (document,))], True)
+        statement = insert + source + " ORDER BY new.ord" + tail
+        return _Insert([(statement, (document,))], bool(returning))
     # SQLite: VALUES names its columns column1, column2...; a subquery renames them.
     aliases = ", ".join(f"column{i} AS {quote(n)}" for i, n in enumerate(all_names, 1))
     width = len(all_names)
@@ -282,12 +276,11 @@ def _bind_values(
 
 
 def _sqlite_parameter_limit(connection: Connection) -> int:
-    """How many parameters one SQLite statement may take (32,766 since SQLite 3.32)."""
-    raw = connection.connection.dbapi_connection
-    try:
-        return raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    except AttributeError:  # Python before 3.11
-        return 999
+    """How many parameters one SQLite statement may take (32,766 since SQLite 3.32), or
+    0 on PostgreSQL, which reads a batch as one parameter."""
+    if connection.dialect.name != "sqlite":
+        return 0
+    return connection.connection.dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
 
 @functools.lru_cache(maxsize=16384)
@@ -308,6 +301,14 @@ class IngestResult:
     stored: list[int]
     duplicates: int
     attached: int
+
+    def counts(self) -> dict[str, int]:
+        """How many were stored, already there, and put on a contact's timeline."""
+        return {
+            "stored": len(self.stored),
+            "duplicates": self.duplicates,
+            "attached": self.attached,
+        }
 
 
 def ingest(
@@ -357,6 +358,25 @@ def _chunks(mentions: list[social_mention.Mention]) -> list[list[social_mention.
     return chunks + ([mentions[head:]] if head < count else [])
 
 
+def _timeline_insert(
+    dialect: Dialect, mention_ids: list[int], now: datetime, limit: int
+) -> _Insert:
+    """The timeline entries of these mentions, each on the timeline of the contact the
+    mention has, at its time (entries already there are left alone)."""
+    return _insert_new(
+        dialect,
+        Activity.__table__,
+        _TIMELINE_COLUMNS,
+        [
+            (_timeline_uuid(mention_id), MENTION_KIND, "", now, mention_id)
+            for mention_id in mention_ids
+        ],
+        key=("mention_id",),
+        computed=_TIMELINE_COMPUTED,
+        parameter_limit=limit,
+    )
+
+
 class _Batch:
     """The statements that store one batch of mentions."""
 
@@ -366,7 +386,7 @@ class _Batch:
         self.source_id = source_id
         self.now = utcnow()
         self.attached = 0
-        self.limit = _sqlite_parameter_limit(connection) if self.dialect.name == "sqlite" else 0
+        self.limit = _sqlite_parameter_limit(connection)
 
     def mentions_insert(self, mentions: list[social_mention.Mention]) -> _Insert:
         """Score the mentions and make the insert of those not stored yet."""
@@ -412,21 +432,9 @@ class _Batch:
 
     def timeline_insert(self, inserted: list[Any]) -> _Insert:
         """The timeline entries of the stored mentions that have a contact."""
-        entries = [
-            (_timeline_uuid(mention_id), MENTION_KIND, "", self.now, mention_id)
-            for mention_id, contact_id in inserted
-            if contact_id
-        ]
-        self.attached += len(entries)
-        return _insert_new(
-            self.dialect,
-            Activity.__table__,
-            _TIMELINE_COLUMNS,
-            entries,
-            key=("mention_id",),
-            computed=_TIMELINE_COMPUTED,
-            parameter_limit=self.limit,
-        )
+        ids = [mention_id for mention_id, contact_id in inserted if contact_id]
+        self.attached += len(ids)
+        return _timeline_insert(self.dialect, ids, self.now, self.limit)
 
     def pipelined(self, chunks: list[list[social_mention.Mention]]) -> list[Any]:
         """Store the chunks through psycopg's pipeline mode: a statement is sent and its
@@ -535,17 +543,8 @@ def match_and_attach(session: Session, mention_ids: list[int]) -> int:
             for m in mentions
         ),
     )
-    attached = 0
-    for m in mentions:
-        contact_id = _owner(owners, m.network, m.author_handle, m.author_id)
-        if contact_id:
-            _attach(session, m, contact_id, None)
-            attached += 1
-    return attached
-
-
-def _timeline_uuid(mention_id: int) -> str:
-    return str(uuid.uuid5(_TIMELINE_NS, f"mention:{mention_id}"))
+    found = [(m, _owner(owners, m.network, m.author_handle, m.author_id)) for m in mentions]
+    return _attach_all(session, [(m, contact_id) for m, contact_id in found if contact_id], None)
 
 
 def attach_authored(session: Session, contact: Contact) -> int:
@@ -563,37 +562,30 @@ def attach_authored(session: Session, contact: Contact) -> int:
         for n, h in keys
         if h.startswith("did:")
     ]
-    ids = session.scalars(
-        select(Mention.id).where(Mention.contact_id.is_(None), or_(*conditions))
+    authored = session.scalars(
+        select(Mention).where(Mention.contact_id.is_(None), or_(*conditions))
     ).all()
-    return sum(
-        match_and_attach(session, list(ids[i : i + _LOOKUP_CHUNK]))
-        for i in range(0, len(ids), _LOOKUP_CHUNK)
-    )
+    return _attach_all(session, [(m, contact.id) for m in authored], None)
 
 
-def _timeline_entry(mention_id: int, contact_id: int, occurred_at: datetime) -> dict[str, Any]:
-    """The activity row that puts a mention on a contact's timeline."""
-    return {
-        "uuid": _timeline_uuid(mention_id),
-        "contact_id": contact_id,
-        "author_id": None,
-        "kind": MENTION_KIND,
-        "body": "",
-        "occurred_at": occurred_at,
-        "created_at": utcnow(),
-        "mention_id": mention_id,
-    }
+def _timeline_uuid(mention_id: int) -> str:
+    return str(uuid.uuid5(_TIMELINE_NS, f"mention:{mention_id}"))
 
 
-def _attach(session: Session, mention: Mention, contact_id: int, by: User | None) -> None:
-    mention.contact_id = contact_id
-    mention.matched_by_id = by.id if by else None
-    session.execute(
-        _insert(session, Activity)
-        .values(**_timeline_entry(mention.id, contact_id, mention.posted_at))
-        .on_conflict_do_nothing(index_elements=["mention_id"])
-    )
+def _attach_all(session: Session, pairs: list[tuple[Mention, int]], by: User | None) -> int:
+    """Put each mention on its contact's timeline, linked by `by` (None: matched by its
+    handle); return how many. One update of the mentions, one insert of the entries."""
+    if not pairs:
+        return 0
+    for mention, contact_id in pairs:
+        mention.contact_id = contact_id
+        mention.matched_by_id = by.id if by else None
+    session.flush()
+    connection = session.connection()
+    ids = [mention.id for mention, _ in pairs]
+    limit = _sqlite_parameter_limit(connection)
+    _timeline_insert(connection.dialect, ids, utcnow(), limit).run(connection)
+    return len(pairs)
 
 
 def get_mention(session: Session, user: User, mention_id: int) -> Mention:
@@ -610,7 +602,7 @@ def link(session: Session, user: User, mention: Mention, contact: Contact) -> No
     require(user, "mention.triage")
     unlink(session, user, mention)
     session.flush()
-    _attach(session, mention, contact.id, user)
+    _attach_all(session, [(mention, contact.id)], user)
 
 
 def unlink(session: Session, user: User, mention: Mention) -> None:
@@ -713,5 +705,5 @@ def create_contact_from(session: Session, user: User, mention: Mention) -> Conta
     if mention.network in MATCHABLE:
         data[f"handle_{mention.network}"] = mention.author_handle
     contact = create_contact(session, user, data)
-    _attach(session, mention, contact.id, user)
+    _attach_all(session, [(mention, contact.id)], user)
     return contact
