@@ -2,7 +2,7 @@
 one worker, beside raw vaderSentiment polarity_scores measured in the same run.
 
 Data: --mentions normalized mention JSON lines (default 20,000) built from the 4,200
-tweets of the VADER ground truth (read from /work/shared/data, never copied), cycled
+tweets of the VADER ground truth (tests/fixtures/), cycled
 with distinct external ids over x / mastodon / bluesky, created_at spread over a month,
 and authors of which ~30% are handles of the --contacts contacts seeded beforehand
 (default 10,000, bulk-inserted the way the contacts service stores them; spelled
@@ -89,7 +89,7 @@ from report import table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 VENV_BIN = Path(sys.executable).parent
-DATA = ROOT.parent / "shared" / "data" / "vader_tweets_ground_truth.txt"
+DATA = ROOT / "tests" / "fixtures" / "vader_tweets_ground_truth.txt"
 NETWORKS = ("x", "mastodon", "bluesky")
 PATHS = ("queue", "burst", "simple", "import")
 START = datetime(2026, 3, 1, tzinfo=UTC)

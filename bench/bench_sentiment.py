@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from social import sentiment  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "vader_tweets_ground_truth.txt"
+DATA = ROOT / "tests" / "fixtures" / "vader_tweets_ground_truth.txt"
 
 
 def tweets() -> list[str]:

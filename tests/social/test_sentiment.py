@@ -18,7 +18,7 @@ from vaderSentiment.vaderSentiment import (
 
 from social import sentiment
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module")

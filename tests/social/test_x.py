@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from social import x
 from social.mention import RateLimited, SourceError, UsageCapped
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "AAAAtest-bearer-token-never-shown"
 MENTIONS = "/2/users/783214/mentions"
