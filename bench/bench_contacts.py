@@ -234,7 +234,7 @@ def generate(n_contacts: int, n_activities: int, seed: int = 7) -> Dataset:
     a few contacts with thousands of entries, some with hundreds, most with a handful."""
     from webapp.services.contacts import search_text_for
     from webapp.services.demo import CITIES, FIRST, LAST, STREETS, TAGS, TITLES
-    from webapp.services.users import hash_password
+    from webapp.services.passwords import hash_password
 
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -250,7 +250,6 @@ def generate(n_contacts: int, n_activities: int, seed: int = 7) -> Dataset:
                 "name": name,
                 "role": role,
                 "password_hash": pw,
-                "session_version": 1,
                 "created_at": now - timedelta(days=800),
             }
         )
@@ -527,7 +526,7 @@ def seed_postgres(args, raw_url: str) -> Backend:
         db.engine.dispose()
         phases["migrate"] = time.perf_counter() - t
     cols = {
-        "users": ["id", "email", "name", "role", "password_hash", "session_version", "created_at"],
+        "users": ["id", "email", "name", "role", "password_hash", "created_at"],
         "contacts": list(data.contacts[0]),
         "contact_handles": ["id", "contact_id", "network", "handle"],
     }

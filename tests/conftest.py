@@ -140,9 +140,9 @@ def make_contact(app):
     return make
 
 
-def sign_in(client, user, password: str = PASSWORD):
+def sign_in(client, user, password: str = PASSWORD, **kw):
     """Sign user in through the real form; return the response."""
-    return client.post("/login", data={"email": user.email, "password": password})
+    return client.post("/login", data={"email": user.email, "password": password}, **kw)
 
 
 @pytest.fixture

@@ -25,12 +25,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    from webapp import cli, errors, htmx, security
+    from webapp import cli, errors, htmx, inputs, security, templating
     from webapp.extensions import csrf, db, login, migrate
     from webapp.extensions import htmx as htmx_ext
-    from webapp.services.users import configure_hasher
+    from webapp.services import passwords
 
-    configure_hasher(app.config["ARGON2_PROFILE"])
+    passwords.configure(app.config["ARGON2_PROFILE"])
+    inputs.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
@@ -40,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
+    templating.init_app(app)
 
     from webapp.views import api, auth, contacts, inbox, pwa, sources, sync, users
 

@@ -57,6 +57,9 @@ def from_environment(instance_path: str) -> dict:
         "WTF_CSRF_HEADERS": ["X-CSRFToken"],
         "LOGIN_MAX_FAILURES": int(os.environ.get("LOGIN_MAX_FAILURES", "5")),
         "LOGIN_LOCK_MINUTES": int(os.environ.get("LOGIN_LOCK_MINUTES", "15")),
+        "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
+        # Every request body; a route that needs more (an import) raises it for itself.
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_BODY_BYTES", str(1024 * 1024))),
         "HSTS_SECONDS": int(os.environ.get("HSTS_SECONDS", "31536000")),
         "UNDO_MINUTES": int(os.environ.get("UNDO_MINUTES", "30")),
         "ARGON2_PROFILE": os.environ.get("ARGON2_PROFILE", "RFC_9106_LOW_MEMORY"),

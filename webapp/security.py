@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask, flash, jsonify, redirect, request
+from flask import Flask, current_app, flash, jsonify, redirect, request
 from flask_login import login_url
-from sqlalchemy import select
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.extensions import db, login
 from webapp.models import User
+from webapp.services import auth
 
 CSP = "; ".join(
     [
@@ -29,18 +30,19 @@ CSP = "; ".join(
 
 @login.user_loader
 def load_user(session_key: str) -> User | None:
-    """Find the session's user; an old session version or a disabled user ends it."""
-    user_id, _, version = session_key.partition(".")
-    if not user_id.isdigit() or not version.isdigit():
-        return None
-    user = db.session.scalar(select(User).where(User.id == int(user_id)))
-    if user is None or not user.is_active or user.session_version != int(version):
-        return None
-    return user
+    """The user of this cookie's session row: a signed-out session, an ended one or a
+    disabled user signs the cookie out."""
+    return auth.session_user(db.session, session_key, current_app.permanent_session_lifetime)
 
 
 def init_app(app: Flask) -> None:
-    """Configure the login manager and add the headers to every response."""
+    """Configure the login manager, trust the proxies the settings name, and add the
+    headers to every response."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        # Behind N proxies, the client is the address the Nth one saw; without this
+        # every client would share the proxy's address (and its sign-in throttle).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     login.login_view = "auth.login"
     login.login_message = "Sign in to continue."
     login.login_message_category = "info"

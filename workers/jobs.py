@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from redis import Redis
 from rq import Retry, get_current_job
 from rq.job import Job
@@ -24,7 +25,7 @@ from social.mention import FetchResult
 from webapp.extensions import db
 from webapp.models import Contact, Source
 from webapp.models.base import utcnow
-from webapp.services import contacts, mentions, sources, users
+from webapp.services import auth, contacts, mentions, sources
 from workers import queues
 from workers.worker import in_place
 
@@ -42,8 +43,10 @@ def purge_deleted_contacts() -> int:
 
 
 def purge_login_failures() -> int:
-    """Forget failed sign-ins older than a day (the lock window is far shorter)."""
-    count = users.purge_login_failures(db.session, LOGIN_FAILURE_TTL)
+    """Forget failed sign-ins older than a day (the throttle's window is far shorter) and
+    sessions past their lifetime."""
+    lifetime = current_app.config["PERMANENT_SESSION_LIFETIME"]
+    count = auth.purge(db.session, LOGIN_FAILURE_TTL, lifetime)
     db.session.commit()
     return count
 

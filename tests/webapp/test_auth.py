@@ -160,3 +160,142 @@ def test_admin_cannot_disable_themselves(make_user, login):
 def test_unknown_user_id_is_404(make_user, login):
     client = login(make_user("admin"))
     assert client.post("/users/9999/disable").status_code == 404
+
+
+def _fail(client, email: str, times: int, **kw) -> list[int]:
+    return [
+        client.post("/login", data={"email": email, "password": "wrong guess"}, **kw).status_code
+        for _ in range(times)
+    ]
+
+
+def _age_failures(app, seconds: int) -> None:
+    """Move every recorded failure seconds into the past (time passing)."""
+    with app.app_context():
+        for failure in db.session.query(LoginFailure):
+            failure.at = failure.at - timedelta(seconds=seconds)
+        db.session.commit()
+
+
+def test_strangers_guesses_never_lock_the_owner_out_of_a_device_used_before(app, make_user):
+    rep = make_user("rep")
+    phone, stranger = app.test_client(), app.test_client()
+    assert sign_in(phone, rep).status_code == 303
+    phone.post("/logout")
+    assert 429 in _fail(stranger, rep.email, 12)
+    assert sign_in(stranger, rep).status_code == 429
+    # The phone where the owner signed in before is not held back.
+    assert sign_in(phone, rep).status_code == 303
+
+
+def test_a_trusted_device_that_guesses_is_throttled_like_a_stranger(app, make_user):
+    rep = make_user("rep")
+    phone = app.test_client()
+    sign_in(phone, rep)
+    phone.post("/logout")
+    statuses = _fail(phone, rep.email, app.config["LOGIN_MAX_FAILURES"] * 2 + 1)
+    assert statuses[-1] == 429
+
+
+def test_waits_grow_with_each_failure_and_then_lift(app, client, make_user):
+    rep = make_user("rep")
+    limit = app.config["LOGIN_MAX_FAILURES"]
+    assert _fail(client, rep.email, limit) == [401] * limit
+    first = sign_in(client, rep)
+    assert first.status_code == 429
+    assert "30 seconds" in first.get_data(as_text=True)
+    _age_failures(app, 31)
+    assert _fail(client, rep.email, 1) == [401]  # the wait is over; this one fails again
+    second = sign_in(client, rep)
+    assert second.status_code == 429
+    assert "60 seconds" in second.get_data(as_text=True)
+    _age_failures(app, 61)
+    assert sign_in(client, rep).status_code == 303
+
+
+def test_a_sign_in_clears_the_address_counter(app, make_user):
+    rep, colleague = make_user("rep"), make_user("rep")
+    office = app.test_client()
+    limit = app.config["LOGIN_MAX_FAILURES"] * 4
+    for i in range(limit - 1):
+        office.post("/login", data={"email": f"typo{i}@example.com", "password": "x"})
+    assert sign_in(office, rep).status_code == 303
+    office.post("/logout")
+    for i in range(limit - 1):
+        office.post("/login", data={"email": f"again{i}@example.com", "password": "x"})
+    fresh = app.test_client()
+    assert sign_in(fresh, colleague).status_code == 303
+
+
+def test_forwarded_addresses_count_only_behind_a_configured_proxy(app, make_user):
+    victim = make_user("rep")
+    limit = app.config["LOGIN_MAX_FAILURES"] * 4
+
+    def guesses(client, forwarded_for):
+        for i in range(limit):
+            client.post(
+                "/login",
+                data={"email": f"nobody{i}@example.com", "password": "x"},
+                headers={"X-Forwarded-For": forwarded_for},
+            )
+
+    # Without the setting the header is ignored: it cannot be used to dodge the throttle.
+    direct = app.test_client()
+    guesses(direct, "203.0.113.7")
+    blocked = direct.post(
+        "/login",
+        data={"email": victim.email, "password": PASSWORD},
+        headers={"X-Forwarded-For": "198.51.100.9"},
+    )
+    assert blocked.status_code == 429
+
+    from webapp import create_app
+
+    proxied_app = create_app({**app.config, "TRUSTED_PROXIES": 1})
+    proxied = proxied_app.test_client()
+    try:
+        guesses(proxied, "203.0.113.8")
+        other_person = proxied.post(
+            "/login",
+            data={"email": victim.email, "password": PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.10"},
+        )
+        assert other_person.status_code == 303
+    finally:
+        with proxied_app.app_context():
+            db.engine.dispose()
+
+
+def test_a_copied_cookie_dies_with_sign_out(app, client, make_user):
+    rep = make_user("rep")
+    sign_in(client, rep)
+    cookie = client.get_cookie("crm_session").value
+    assert client.post("/logout").status_code == 303
+    thief = app.test_client()
+    thief.set_cookie("crm_session", cookie, domain="localhost")
+    assert thief.get("/contacts").status_code == 302
+
+
+def test_account_lists_devices_and_signs_out_another(app, make_user):
+    rep = make_user("rep")
+    phone, laptop = app.test_client(), app.test_client()
+    sign_in(phone, rep, headers={"User-Agent": "Mozilla/5.0 (Linux; Android 14) Chrome/131.0"})
+    sign_in(
+        laptop, rep, headers={"User-Agent": "Mozilla/5.0 (Macintosh; Mac OS X 14) Firefox/133.0"}
+    )
+    page = laptop.get("/account").get_data(as_text=True)
+    assert "Chrome on Android" in page
+    assert "Firefox on macOS" in page
+    with app.app_context():
+        from webapp.models import UserSession
+
+        ids = {s.user_agent: s.id for s in db.session.query(UserSession)}
+    phone_id = next(i for ua, i in ids.items() if "Android" in ua)
+    assert laptop.post(f"/account/sessions/{phone_id}/end").status_code == 303
+    assert phone.get("/contacts").status_code == 302
+    assert laptop.get("/contacts").status_code == 200
+
+
+def test_a_very_long_email_is_just_a_failed_sign_in(client):
+    r = client.post("/login", data={"email": "x" * 20_000 + "@example.com", "password": "x"})
+    assert r.status_code == 401

@@ -4,7 +4,7 @@ from webapp.models.activities import ACTIVITY_KINDS, Activity
 from webapp.models.contacts import NETWORKS, Contact, ContactHandle
 from webapp.models.mentions import LABELS, Mention
 from webapp.models.sources import SOURCE_KINDS, Source
-from webapp.models.users import ROLES, LoginFailure, User
+from webapp.models.users import ROLES, LoginFailure, User, UserSession
 
 __all__ = [
     "ACTIVITY_KINDS",
@@ -19,4 +19,5 @@ __all__ = [
     "Mention",
     "Source",
     "User",
+    "UserSession",
 ]

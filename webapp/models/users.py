@@ -1,9 +1,10 @@
-"""People who sign in, their roles, and the record of failed sign-ins used for throttling."""
+"""People who sign in, their roles, their sessions (one row per signed-in device), and the
+record of failed sign-ins used for throttling."""
 
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -20,8 +21,6 @@ class User(UserMixin, db.Model):
     name: Mapped[str] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Bumped to end every session of this user at once (sign out everywhere, disable).
-    session_version: Mapped[int] = mapped_column(default=1)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -31,16 +30,38 @@ class User(UserMixin, db.Model):
         """A disabled user can neither sign in nor keep a session."""
         return self.disabled_at is None
 
-    def get_id(self) -> str:
-        """Session key: the id and the session version, so a bump invalidates old cookies."""
-        return f"{self.id}.{self.session_version}"
+    # The key of the session this user object was loaded through (or just created for):
+    # what Flask-Login keeps in the cookie, so ending that session row ends the cookie.
+    session_key = None
+
+    def get_id(self) -> str | None:
+        """What the session cookie holds: this sign-in's session key, never the user id
+        alone, so a copied cookie dies with its session row."""
+        return self.session_key
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email} {self.role}>"
 
 
+class UserSession(db.Model):
+    """One signed-in device. The cookie carries a random key; only its hash is stored, so
+    a copy of this table signs no one in. Deleting the row signs that device out."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (Index("ix_user_sessions_user_id", "user_id"),)
+
+
 class LoginFailure(db.Model):
-    """One failed sign-in, keyed by account and by client address."""
+    """One failed sign-in, keyed by account, by client address and by trusted device."""
 
     __tablename__ = "login_failures"
 

@@ -14,7 +14,7 @@ from social.demo import DEMO_AUTHORS
 from webapp.models import Activity, Contact, ContactHandle, Source, User
 from webapp.models.base import utcnow
 from webapp.services.contacts import search_text_for
-from webapp.services.users import hash_password
+from webapp.services.passwords import hash_password
 
 PASSWORD = "demo-password"  # noqa: S105 - printed on the console for the demo logins
 DOMAIN = "demo.fieldcrm.test"

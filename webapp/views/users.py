@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import User
-from webapp.services import users
+from webapp.services import auth, users
 from webapp.services.permissions import can, require
 
 bp = Blueprint("users", __name__, url_prefix="/users")
@@ -62,7 +62,7 @@ def sign_out(user_id: int):
     """End every session of a user (a lost phone). :raise 403: not admin."""
     user = _user(user_id)
     require(current_user, "user.manage")
-    users.end_all_sessions(db.session, user)
+    auth.end_all_sessions(db.session, user)
     db.session.commit()
     flash(f"{user.name} is signed out on every device.", "success")
     return redirect(url_for("users.index"), 303)
