@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from social.text import unstorable
+
 NETWORKS = ("x", "mastodon", "bluesky", "rss", "webhook", "demo", "import")
 KNOWN = frozenset(
     {
@@ -74,7 +76,7 @@ def _string(
     data: dict[str, Any], name: str, required: bool = True, limit: int = 2000
 ) -> str | None:
     value = data.get(name)
-    if type(value) is str and value and len(value) <= limit and not _unstorable(value):
+    if type(value) is str and value and len(value) <= limit and not unstorable(value):
         return value  # the common case, decided at once
     if value is None or value == "":
         if required:
@@ -85,38 +87,9 @@ def _string(
     value = str(value)
     if len(value) > limit:
         raise MentionError(f"{name} is longer than {limit} characters")
-    if problem := _unstorable(value):
+    if problem := unstorable(value):
         raise MentionError(f"{name} {problem}")
     return value
-
-
-def storable(value: str) -> str:
-    """value with what no database stores taken out: NUL characters dropped, halves of
-    surrogate pairs replaced by U+FFFD. For text fetched from a network, where refusing
-    the post would fail its poll again at every retry."""
-    if value.isascii():
-        return value.replace("\x00", "") if "\x00" in value else value
-    value = value.replace("\x00", "")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
-    return value
-
-
-def _unstorable(value: str) -> str | None:
-    """Why no database would store value, or None: JSON may escape a NUL character
-    ("\\u0000", which PostgreSQL text refuses) or half of a surrogate pair ("\\ud83d"
-    alone, which is no UTF-8)."""
-    if "\x00" in value:
-        return "has a NUL character (\\u0000)"
-    if value.isascii():
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "has an unpaired surrogate escape (\\ud800-\\udfff)"
-    return None
 
 
 def parse_time(value: Any) -> datetime:
@@ -149,7 +122,7 @@ def from_json(data: Any, default_network: str | None = None) -> Mention:
         raise MentionError("text is missing")
     if len(text) > TEXT_LIMIT:
         raise MentionError(f"text is longer than {TEXT_LIMIT} characters")
-    if problem := _unstorable(text):
+    if problem := unstorable(text):
         raise MentionError(f"text {problem}")
     return Mention(
         network=network,

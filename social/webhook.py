@@ -76,7 +76,7 @@ def verify(
     if not timestamp_header:
         raise WebhookError(f"The {TIMESTAMP_HEADER} header is missing.")
     stamp = timestamp_header.strip()
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
         raise WebhookError(f"{TIMESTAMP_HEADER} must be a time in whole unix seconds.")
     timestamp = int(stamp)
     if timestamp < now - tolerance:

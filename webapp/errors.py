@@ -45,4 +45,7 @@ def init_app(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if exc.code and 300 <= exc.code < 400:
             return exc
-        return _page(exc.code or 500)
+        # Our own reasons (a bad id, a NUL character) are shown; Werkzeug's stock
+        # descriptions are not written for the people using the app.
+        own = exc.description if exc.description != type(exc).description else None
+        return _page(exc.code or 500, own)

@@ -155,3 +155,49 @@ def test_offline_time_is_kept_but_not_the_future_or_long_ago(app, make_user, mak
                     db.session, rep, contact, "visit", "", str(uuid.uuid4()), bad
                 )
             assert "occurred_at" in exc.value.errors
+
+
+@pytest.mark.parametrize("way", ["form", "api"])
+def test_a_double_tap_stores_one_entry_and_answers_both(app, make_user, make_contact, way):
+    """Two identical requests at the same moment (a double tap, or the page and the
+    service worker sending one entry): one entry, and neither request fails."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from tests.conftest import sign_in
+
+    rep = make_user("rep")
+    contact = make_contact(rep, name="Tap Twice")
+    taps = [app.test_client(), app.test_client()]
+    for tap in taps:
+        assert sign_in(tap, rep).status_code == 303
+    rounds = 12
+    for _ in range(rounds):
+        key = str(uuid.uuid4())
+        barrier = Barrier(2)
+
+        def send(tap, key=key, barrier=barrier):
+            barrier.wait()
+            if way == "form":
+                return tap.post(
+                    f"/contacts/{contact.id}/activities",
+                    data={"kind": "call", "body": "twice", "uuid": key},
+                ).status_code
+            return tap.post(
+                "/api/activities",
+                json={
+                    "uuid": key,
+                    "contact_id": contact.id,
+                    "kind": "call",
+                    "body": "twice",
+                    "occurred_at": utcnow().isoformat(),
+                },
+            ).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            statuses = sorted(pool.map(send, taps))
+        expected = [303, 303] if way == "form" else [200, 201]
+        assert statuses == expected
+    with app.app_context():
+        stored = db.session.scalars(select(Activity).where(Activity.contact_id == contact.id)).all()
+    assert len(stored) == rounds

@@ -156,6 +156,13 @@ def test_quick_add_creates_and_opens_the_contact(client, login, make_user):
         ("name", "x" * 201, "At most 200 characters (this has 201)."),
         ("email", "not-an-email", "Enter an email address like name@example.com."),
         ("email", "a@b", "Enter an email address like name@example.com."),
+        (
+            "email",
+            "sales@example.com?cc=attacker@evil.example&subject=Invoice",
+            "Enter an email address like name@example.com.",
+        ),
+        ("email", "sales@example.com?cc=x", "Enter an email address like name@example.com."),
+        ("email", "a@example.com#x", "Enter an email address like name@example.com."),
         ("phone", "call me maybe", "Enter a phone number"),
         ("phone", "12", "Enter a phone number"),
         ("company", "c" * 201, "At most 200 characters"),
@@ -315,3 +322,16 @@ def test_unknown_contact_is_404_on_every_route(client, login, make_user):
         ("post", "/contacts/999/activities"),
     ]:
         assert getattr(client, method)(url).status_code == 404, url
+
+
+@pytest.mark.parametrize(
+    "email", ["o'brien+leads@example.ie", "名前@例え.jp", "ana@xn--bcher-kva.example"]
+)
+def test_real_addresses_are_kept_and_mailed_safely(client, login, make_user, make_contact, email):
+    rep = make_user("rep")
+    contact = make_contact(rep, name="Mail Me", email=email)
+    login(rep)
+    html = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    assert contact.email == email.lower()
+    link = html.split('href="mailto:')[1].split('"')[0]
+    assert "?" not in link and "&" not in link.replace("&amp;", "").replace("&#39;", "")

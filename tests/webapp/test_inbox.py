@@ -564,3 +564,36 @@ def test_a_fetched_post_no_database_could_store_is_cleaned_not_refused(app):
         stored = db.session.get(Mention, result.stored[0])
         assert stored.text == "broken post \ufffd here"
         assert stored.author_name == "Nul Name"
+
+
+def test_source_names_are_for_those_who_may_see_sources(app, client, login, make_user):
+    with app.app_context():
+        src = Source(name="Secret Campaign Listener", kind="x", config={})
+        db.session.add(src)
+        db.session.flush()
+        mention_id = mentions.ingest(db.session, [incoming("1", text="Hello there")], src).stored[0]
+        mentions.ingest(db.session, [incoming("m1", network="mastodon", handle="a@b.social")])
+        db.session.commit()
+    for role in ("rep", "support", "marketer"):
+        login(make_user(role))
+        for page in (client.get("/inbox/"), client.get(f"/inbox/{mention_id}")):
+            assert "Secret Campaign Listener" not in page.get_data(as_text=True), role
+        only_mastodon = client.get("/inbox/?network=mastodon").get_data(as_text=True)
+        assert "a@b.social" in only_mastodon and "Hello there" not in only_mastodon
+        client.post("/logout")
+    login(make_user("manager"))
+    assert "Secret Campaign Listener" in client.get(f"/inbox/{mention_id}").get_data(as_text=True)
+    assert "Secret Campaign Listener" in client.get("/inbox/").get_data(as_text=True)
+
+
+def test_suggestions_take_wildcards_in_names_literally(app, make_user, make_contact):
+    rep = make_user("rep")
+    make_contact(rep, name="Unrelated Person")
+    make_contact(rep, name="Percy 100% Real")
+    with app.app_context():
+        mention_id = mentions.ingest(
+            db.session, [incoming("1", handle="___", name="___ %%%")]
+        ).stored[0]
+        db.session.commit()
+        found = mentions.suggestions(db.session, db.session.get(Mention, mention_id))
+        assert [c.name for c in found] == []

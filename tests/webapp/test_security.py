@@ -1,4 +1,5 @@
-"""Security headers everywhere, CSRF on every unsafe request, and escaping of input."""
+"""Security headers everywhere, CSRF on every unsafe request, bounded bodies, and escaping
+of input."""
 
 import re
 import uuid
@@ -130,3 +131,65 @@ def test_input_is_rendered_escaped_everywhere(app, client, login, make_user, pay
         assert "<div hx-get" not in html and "<svg onload" not in html
     escaped = payload.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert escaped.replace('"', "&#34;") in pages[0].get_data(as_text=True)
+
+
+class _CountingStream:
+    """A request body that counts how much of it the server read."""
+
+    def __init__(self, size: int):
+        self.left = size
+        self.read_bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        self.left -= n
+        self.read_bytes += n
+        return b"x" * n
+
+    def readline(self, limit: int = -1) -> bytes:
+        return self.read(min(limit, 65536) if limit and limit > 0 else 65536)
+
+    def tell(self) -> int:
+        return self.read_bytes
+
+    def seek(self, *args) -> int:
+        return self.read_bytes
+
+
+def test_every_body_is_bounded(app, client):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    assert 1_000_000 <= limit <= 2_000_000
+    big = b"x" * (limit + 1)
+    with client.post("/login", data=big, content_type="text/plain") as r:
+        assert r.status_code == 413
+    upload = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
+        + big
+        + b"\r\n--b--\r\n"
+    )
+    with client.post("/login", data=upload, content_type="multipart/form-data; boundary=b") as r:
+        assert r.status_code == 413
+        assert "too large" in r.get_data(as_text=True)
+
+
+def test_a_chunked_webhook_body_is_cut_off_at_the_bound_before_the_signature(app, client):
+    """No length given (chunked): the server stops reading at the bound and answers 413,
+    rather than reading it all to find the signature wrong."""
+    from webapp.models import Source
+
+    with app.app_context():
+        source = Source(name="Hook", kind="webhook", config={}, secret="s3cret")
+        db.session.add(source)
+        db.session.commit()
+        source_id = source.id
+    body = _CountingStream(50 * 1024 * 1024)
+    r = client.open(
+        f"/api/webhooks/{source_id}",
+        method="POST",
+        input_stream=body,
+        headers={"X-CRM-Signature": "sha256=00", "X-CRM-Timestamp": "1", "Content-Type": "a/b"},
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    assert r.status_code == 413
+    assert r.get_json()["error"]
+    assert body.read_bytes < 2 * 1024 * 1024

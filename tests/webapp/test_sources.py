@@ -72,6 +72,15 @@ def test_admin_adds_edits_pauses_and_deletes_a_source(app, client, login, make_u
             "monthly_cap_usd",
             "US dollars",
         ),
+        *(
+            (
+                {"kind": "x", "name": "X", "mode": "search", "query": "a", "monthly_cap_usd": cap},
+                "monthly_cap_usd",
+                "US dollars",
+            )
+            # Each would pass every comparison with spend and so switch the cap off.
+            for cap in ("nan", "inf", "-inf", "1e309", "-1")
+        ),
         (
             {"kind": "rss", "name": "Feed", "url": "ftp://example.com/feed"},
             "url",

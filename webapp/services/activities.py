@@ -15,6 +15,7 @@ from webapp.models.base import utcnow
 from webapp.services.contacts import get_contact
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
+from webapp.services.values import insert_once, parse_id, text_problem
 
 TIMELINE_PAGE = 20
 BODY_LIMIT = 5000
@@ -60,11 +61,11 @@ def log_activity(
         return existing, False
 
     errors: dict[str, str] = {}
-    body = (body or "").strip()
-    if kind not in ACTIVITY_KINDS:
+    if not isinstance(kind, str) or kind not in ACTIVITY_KINDS:
         errors["kind"] = "Choose call, visit, meeting, email or note."
-    if len(body) > BODY_LIMIT:
-        errors["body"] = f"At most {BODY_LIMIT} characters (this has {len(body)})."
+    body = body.strip() if isinstance(body, str) else body
+    if problem := text_problem(body, BODY_LIMIT):
+        errors["body"] = problem
     elif kind == "note" and not body:
         errors["body"] = "Write the note first."
     now = utcnow()
@@ -80,18 +81,21 @@ def log_activity(
     if errors:
         raise ValidationError(errors)
 
-    activity = Activity(
-        uuid=key,
-        contact_id=contact.id,
-        author_id=user.id,
-        kind=kind,
-        body=body,
-        occurred_at=when,
-        created_at=now,
-    )
-    session.add(activity)
-    session.flush()
-    return activity, True
+    values = {
+        "uuid": key,
+        "contact_id": contact.id,
+        "author_id": user.id,
+        "kind": kind,
+        "body": body or "",
+        "occurred_at": when,
+        "created_at": now,
+    }
+    created = insert_once(session, Activity, values, "uuid")
+    if created is None:
+        # The same form or entry arrived twice at once (a double tap, the page and the
+        # service worker): the other request stored it, so this one answers with that.
+        return log_activity(session, user, contact, kind, body, key, occurred_at)
+    return created, True
 
 
 def parse_time(value: object) -> datetime:
@@ -113,9 +117,10 @@ def parse_time(value: object) -> datetime:
 
 
 def _contact_id(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    contact_id = parse_id(value)
+    if contact_id is None:
         raise ValidationError({"contact_id": "Say which contact this entry is for."})
-    return int(value)
+    return contact_id
 
 
 def log_synced(

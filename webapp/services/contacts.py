@@ -14,6 +14,7 @@ from webapp.models import NETWORKS, Contact, ContactHandle, User
 from webapp.models.base import utcnow
 from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
 from webapp.services.permissions import can, require
+from webapp.services.values import like_escape
 
 PAGE_SIZE = 50
 FIELDS = ("name", "email", "phone", "company", "title", "address", "notes", "tags")
@@ -27,7 +28,12 @@ LIMITS = {
     "notes": 5000,
     "tags": 500,
 }
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# An address as people have them: no characters that mean something in a mailto: link
+# (? & # %), quotes or brackets, and a domain of dotted labels of letters, digits and
+# hyphens (any script).
+EMAIL_RE = re.compile(
+    r"^[\w.!$'*+/=^`{|}~-]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:[^\W\d_]{2,}|xn--[\w-]+)$"
+)
 _PHONE = re.compile(r"^\+?[0-9 ()./-]+((x|ext\.?)\s*[0-9]{1,6})?$", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PHONE_QUERY = re.compile(r"^[0-9 +()./-]+$")
@@ -235,10 +241,6 @@ class ContactPage:
     next_after: int | None
 
 
-def _like_escape(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _terms(query: str) -> list[str]:
     """Split a search into terms; a phone-looking query becomes one string of digits."""
     query = query.strip().lower()
@@ -258,7 +260,7 @@ def _substring_filter(session: Session, term: str, walk: bool = False):
     if walk:
         return (func.instr if sqlite else func.strpos)(Contact.search_text, term) > 0
     if not sqlite:
-        return Contact.search_text.like(f"%{_like_escape(term)}%", escape="\\")
+        return Contact.search_text.like(f"%{like_escape(term)}%", escape="\\")
     phrase = '"' + term.replace('"', '""') + '"'
     return Contact.id.in_(
         select(text("rowid"))
@@ -271,7 +273,7 @@ def _substring_filter(session: Session, term: str, walk: bool = False):
 
 def _word_prefix_filter(term: str):
     """A short term (one or two characters) as the start of any word."""
-    escaped = _like_escape(term)
+    escaped = like_escape(term)
     return or_(
         Contact.search_text.like(f"{escaped}%", escape="\\"),
         Contact.search_text.like(f"% {escaped}%", escape="\\"),

@@ -38,11 +38,13 @@ from sqlalchemy.sql.expression import ColumnElement, UnaryExpression
 from social import mention as social_mention
 from social import sentiment
 from social.matching import normalize_handle
+from social.text import storable
 from webapp.models import Activity, Contact, ContactHandle, Mention, Source, User
 from webapp.models.activities import MENTION_KIND
 from webapp.models.base import UTCDateTime, utcnow
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
+from webapp.services.values import like_escape
 
 MATCHABLE = ("x", "mastodon", "bluesky")
 PAGE_SIZE = 30
@@ -398,10 +400,10 @@ class _Batch:
                 m.external_id,
                 source_id,
                 handle_key(m.network, m.author_handle)[:320],
-                social_mention.storable(m.author_name or "")[:200],
+                storable(m.author_name or "")[:200],
                 m.author_followers,
                 m.author_id,
-                social_mention.storable(m.text),
+                storable(m.text),
                 m.url,
                 m.created_at,
                 now,
@@ -624,7 +626,12 @@ def suggestions(session: Session, mention: Mention, limit: int = 5) -> list[Cont
         select(Contact)
         .where(
             Contact.deleted_at.is_(None),
-            or_(*(Contact.sort_name.like(f"%{w}%") for w in list(words)[:6])),
+            or_(
+                *(
+                    Contact.sort_name.like(f"%{like_escape(w)}%", escape="\\")
+                    for w in list(words)[:6]
+                )
+            ),
         )
         .limit(300)
     ).all()

@@ -35,6 +35,7 @@ X_COST_PER_READ_USD = 0.005
 # would cross the cap is not started.
 X_MAX_READS_PER_POLL = 5 * 100 * 2
 MIN_INTERVAL, MAX_INTERVAL = 60, 24 * 3600
+MAX_CAP_USD = 1_000_000
 FIELDS = (
     "name",
     "kind",
@@ -112,10 +113,13 @@ def _clean(data: dict[str, Any], kind: str, editing: bool) -> tuple[dict, dict[s
         if cap:
             try:
                 out["monthly_cap_usd"] = float(cap)
-                if out["monthly_cap_usd"] < 0:
+                # nan and inf would pass every comparison the cap is used in.
+                if not 0 <= out["monthly_cap_usd"] <= MAX_CAP_USD:
                     raise ValueError
             except ValueError:
-                errors["monthly_cap_usd"] = "Enter the cap in US dollars, like 25 or 12.50."
+                errors["monthly_cap_usd"] = (
+                    f"Enter the cap in US dollars, like 25 or 12.50 (at most {MAX_CAP_USD:,})."
+                )
         else:
             out["monthly_cap_usd"] = None
     elif kind == "mastodon":

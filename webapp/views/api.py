@@ -9,11 +9,11 @@ from flask import Blueprint, current_app, jsonify, request
 from social import webhook as signed
 from social.mention import MentionError
 from webapp.extensions import csrf, db
+from webapp.inputs import read_body
 from webapp.models import Source
 from webapp.services import mentions
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-MAX_BODY = 1_000_000
 
 
 @bp.post("/webhooks/<int:source_id>")
@@ -27,9 +27,7 @@ def webhook(source_id: int):
     source = db.session.get(Source, source_id)
     if source is None or source.kind != "webhook" or not source.enabled:
         return jsonify(error="No such webhook."), 404
-    if (request.content_length or 0) > MAX_BODY:
-        return jsonify(error="The body is larger than 1 MB."), 413
-    body = request.get_data(cache=False)
+    body = read_body(signed.MAX_BODY)
     try:
         signed.verify(
             source.secret or "",

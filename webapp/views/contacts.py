@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 
 from webapp.extensions import db
 from webapp.htmx import render, wants_fragment
+from webapp.inputs import id_field
 from webapp.services import activities, contacts
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can, require
@@ -46,7 +47,7 @@ def index():
     """The list; a search or a scroll answers with just the rows when htmx asks."""
     query = request.args.get("q", "")[:200]
     mine = request.args.get("mine") == "1"
-    after = request.args.get("after", type=int)
+    after = id_field(request.args, "after")
     ctx = _list_context(query, mine, after)
     fragment = "contacts/_rows.html" if after else "contacts/_list.html"
     return render("contacts/index.html", fragment, **ctx, form={}, errors={})
@@ -84,7 +85,7 @@ def _show_context(contact, before: int | None = None, form: dict | None = None) 
 def show(contact_id: int):
     """The contact page; ?before= pages the timeline (as rows, for htmx). :raise 404:"""
     contact = contacts.get_contact(db.session, current_user, contact_id)
-    before = request.args.get("before", type=int)
+    before = id_field(request.args, "before")
     ctx = _show_context(contact, before)
     fragment = "contacts/_timeline_rows.html" if before else "contacts/_timeline.html"
     return render("contacts/show.html", fragment, **ctx)

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from webapp.extensions import db
 from webapp.htmx import render
+from webapp.inputs import id_field
 from webapp.models import LABELS, Source
 from webapp.services import contacts, mentions
 from webapp.services.errors import ValidationError
@@ -32,8 +33,12 @@ def signed_in():
 
 def _filters() -> dict:
     matched = request.args.get("matched")
+    network = request.args.get("network")
+    source_id = id_field(request.args, "source")
     return {
-        "source_id": request.args.get("source", type=int),
+        # Sources are for those the role table lets see them.
+        "source_id": source_id if can(current_user, "source.view") else None,
+        "network": network if network in NETWORK_NAMES else None,
         "label": request.args.get("label")
         if request.args.get("label") in (*LABELS, "unscored")
         else None,
@@ -45,11 +50,16 @@ def _filters() -> dict:
 def index():
     """Mentions, newest first; filters and scrolling answer with rows for htmx."""
     filters = _filters()
-    before = request.args.get("before", type=int)
+    before = id_field(request.args, "before")
     page = mentions.list_mentions(db.session, current_user, before=before, **filters)
-    sources = db.session.query(Source).order_by(Source.name).all()
-    capped = [s for s in sources if s.capped_at]
-    args = {k: v for k, v in request.args.items() if k in {"source", "label", "matched"} and v}
+    every_source = db.session.query(Source).order_by(Source.name).all()
+    sources = every_source if can(current_user, "source.view") else []
+    capped = [s for s in every_source if s.capped_at]
+    args = {
+        k: v
+        for k, v in request.args.items()
+        if k in {"source", "network", "label", "matched"} and v
+    }
     fragment = "inbox/_rows.html" if before else "inbox/_list.html"
     return render(
         "inbox/index.html",
@@ -72,6 +82,7 @@ def show(mention_id: int):
         mention=mention,
         suggestions=mentions.suggestions(db.session, mention) if not mention.contact_id else [],
         can_triage=can(current_user, "mention.triage"),
+        can_view_sources=can(current_user, "source.view"),
         networks=NETWORK_NAMES,
     )
 
@@ -81,7 +92,7 @@ def link(mention_id: int):
     """Put the mention on a contact's timeline. :raise 404: :raise 403:"""
     mention = mentions.get_mention(db.session, current_user, mention_id)
     contact = contacts.get_contact(
-        db.session, current_user, request.form.get("contact_id", type=int) or 0
+        db.session, current_user, id_field(request.form, "contact_id") or 0
     )
     mentions.link(db.session, current_user, mention, contact)
     db.session.commit()

@@ -7,12 +7,12 @@ the only thing the phone takes as a receipt.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, jsonify, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
+from webapp.inputs import json_body
 from webapp.services import activities, offline
 from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
 
@@ -70,21 +70,13 @@ def _store(data: dict):
 def log_activity():
     """Store an outbox entry once per uuid: 201 stored, 200 a replay with the stored
     record, 422 invalid (errors by field), 404 contact gone, 403 not allowed."""
-    if (request.content_length or 0) > MAX_BODY:
-        return jsonify(error="The entry is too large."), 413
-    data = request.get_json(silent=True)
+    data = json_body(MAX_BODY)
     if not isinstance(data, dict):
         return jsonify(error="Send the entry as a JSON object."), 400
     key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
     try:
-        try:
-            activity, created = _store(data)
-            db.session.commit()
-        except IntegrityError:
-            # The same entry arrived twice at once (the page and the service worker):
-            # the other request stored it, so this one answers with that record.
-            db.session.rollback()
-            activity, created = _store(data)
+        activity, created = _store(data)
+        db.session.commit()
     except ValidationError as exc:
         db.session.rollback()
         return jsonify(uuid=key, errors=exc.errors), 422
