@@ -163,7 +163,6 @@ def make_users(n: int, password_hash: str, now: datetime) -> list[dict]:
                     "name": f"{FIRST[len(rows) % len(FIRST)]} {role.title()} {i}",
                     "role": role,
                     "password_hash": password_hash,
-                    "session_version": 1,
                     "created_at": now - timedelta(days=400),
                 }
             )
@@ -172,12 +171,12 @@ def make_users(n: int, password_hash: str, now: datetime) -> list[dict]:
 
 def dataset(args):
     """bench_contacts' contacts and activities, owned and written by this run's users."""
-    from webapp.services.users import configure_hasher, hash_password
+    from webapp.services import passwords
 
     # The profile gunicorn will verify with, so no sign-in rehashes (and writes).
-    configure_hasher(os.environ.get("ARGON2_PROFILE", "RFC_9106_LOW_MEMORY"))
+    passwords.configure(os.environ.get("ARGON2_PROFILE", "RFC_9106_LOW_MEMORY"))
     data = generate(args.contacts, args.activities, seed=args.seed)
-    data.users = make_users(args.users, hash_password(PASSWORD), data.now)
+    data.users = make_users(args.users, passwords.hash_password(PASSWORD), data.now)
     rng = random.Random(args.seed)
     owners = [u["id"] for u in data.users if u["role"] in {"rep", "manager"}]
     weights = [8 if data.users[o - 1]["role"] == "rep" else 1 for o in owners]

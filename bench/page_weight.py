@@ -2,7 +2,9 @@
 
 Starts the real app on demo data, signs in as the demo rep, fetches /contacts and every
 file that first load pulls in (stylesheets, scripts, images, icons, the manifest and its
-icons, then the service worker and what it precaches), and prints raw and gzip -9 sizes.
+icons, then the service worker and what it precaches), and prints each body's size as the
+app itself sends it: uncompressed, with gzip (what a browser gets over plain http), and with
+brotli (what it gets over https); the budgets are checked against the gzip figures.
 
     .venv/bin/python bench/page_weight.py [--contacts 300]
 """
@@ -34,7 +36,8 @@ class File:
     phase: str
     raw: int
     gzip: int
-    encoding: str
+    br: int
+    encodings: str
 
     @property
     def own_code(self) -> bool:
@@ -69,21 +72,30 @@ def kind_of(path: str, content_type: str) -> str:
     return "html"
 
 
-def fetch(url: str, cookie: str, phase: str) -> tuple[File, bytes]:
+def _get(url: str, cookie: str, accept: str) -> tuple[bytes, str, str]:
+    """(body as sent, its Content-Encoding or "none", content type)."""
     request = urllib.request.Request(  # noqa: S310 - our own server
-        url, headers={"Cookie": cookie, "Accept-Encoding": "gzip, br"}
+        url, headers={"Cookie": cookie, "Accept-Encoding": accept}
     )
     with urllib.request.urlopen(request) as response:  # noqa: S310
-        body = response.read()
-        encoding = response.headers.get("Content-Encoding") or "none"
-        content_type = response.headers.get_content_type()
-    if encoding == "gzip":
-        body = gzip.decompress(body)
+        return (
+            response.read(),
+            response.headers.get("Content-Encoding") or "none",
+            response.headers.get_content_type(),
+        )
+
+
+def fetch(url: str, cookie: str, phase: str) -> tuple[File, bytes]:
+    """One file as the app sends it plain, to a gzip-only client and to a brotli one."""
+    body, _, content_type = _get(url, cookie, "identity")
+    gz, gz_encoding, _ = _get(url, cookie, "gzip")
+    br, br_encoding, _ = _get(url, cookie, "br, gzip")
+    if gz_encoding == "gzip":
+        assert gzip.decompress(gz) == body or kind_of(url, content_type) == "html", url
     path = urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
-    # PNGs are compressed already: a proxy sends them as they are.
     kind = kind_of(path, content_type)
-    size = len(body) if kind == "image" else len(gzip.compress(body, compresslevel=9, mtime=0))
-    return File(path, kind, phase, len(body), size, encoding), body
+    encodings = "/".join(sorted({gz_encoding, br_encoding} - {"none"})) or "none"
+    return File(path, kind, phase, len(body), len(gz), len(br), encodings), body
 
 
 def first_load(base: str, cookie: str) -> list[File]:
@@ -122,29 +134,24 @@ def first_load(base: str, cookie: str) -> list[File]:
     return list(files.values())
 
 
-def table(files: list[File], contacts: int) -> str:
-    compressed = {f.encoding for f in files} - {"none"}
+def table(files: list[File], contacts: int) -> tuple[str, bool]:
+    """The per-file table and the totals against the budgets; and whether one failed."""
     lines = [
         f"Page weight: first visit to the signed-in contact list ({contacts} demo contacts).",
-        "gzip = `gzip -9` of each body: what a compressing proxy would send. The app itself "
-        + (
-            f"answered with Content-Encoding {', '.join(sorted(compressed))}."
-            if compressed
-            else "sends everything uncompressed (werkzeug and gunicorn do not compress)."
-        ),
-        "Images are counted as they are (already compressed). "
+        "Each body as the app itself sends it: raw (no Accept-Encoding), gzip (a browser on"
+        " plain http), br (a browser on https). Budgets are checked against gzip.",
         "Bodies only; headers excluded. Phases: page = the document and what it links, "
         "manifest = manifest icons, install = the service worker and its precache.",
         "",
-        f"| {'file':<38} | {'kind':<8} | {'phase':<8} | {'origin':<11} | {'raw B':>7} "
-        f"| {'gzip B':>7} |",
-        f"|{'-' * 40}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 8}:|{'-' * 8}:|",
+        f"| {'file':<38} | {'kind':<8} | {'phase':<8} | {'origin':<11} | {'sent as':<7} "
+        f"| {'raw B':>7} | {'gzip B':>7} | {'br B':>7} |",
+        f"|{'-' * 40}|{'-' * 10}|{'-' * 10}|{'-' * 13}|{'-' * 9}|{'-' * 8}:|{'-' * 8}:|{'-' * 8}:|",
     ]
     for f in files:
         origin = "third-party" if THIRD_PARTY.search(f.path) else "own"
         lines.append(
-            f"| {f.path:<38} | {f.kind:<8} | {f.phase:<8} | {origin:<11} | {f.raw:>7,} "
-            f"| {f.gzip:>7,} |"
+            f"| {f.path:<38} | {f.kind:<8} | {f.phase:<8} | {origin:<11} | {f.encodings:<7} "
+            f"| {f.raw:>7,} | {f.gzip:>7,} | {f.br:>7,} |"
         )
     page = [f for f in files if f.phase == "page"]
     own = [f for f in files if f.own_code]
@@ -153,15 +160,20 @@ def table(files: list[File], contacts: int) -> str:
         ("all told (+ manifest icons, sw.js, precache)", files, TOTAL_BUDGET),
         ("own CSS + JS (htmx excluded)", own, OWN_BUDGET),
     ]
-    lines += ["", f"| {'total':<46} | {'raw B':>7} | {'gzip B':>7} | {'budget':>7} | result |"]
-    lines.append(f"|{'-' * 48}|{'-' * 8}:|{'-' * 8}:|{'-' * 8}:|{'-' * 8}|")
+    lines += [
+        "",
+        f"| {'total':<46} | {'raw B':>7} | {'gzip B':>7} | {'br B':>7} | {'budget':>7} | result |",
+        f"|{'-' * 48}|{'-' * 8}:|{'-' * 8}:|{'-' * 8}:|{'-' * 8}:|{'-' * 8}|",
+    ]
     failed = False
     for label, group, budget in rows:
-        raw, gz = sum(f.raw for f in group), sum(f.gzip for f in group)
+        raw, gz, br = (sum(getattr(f, a) for f in group) for a in ("raw", "gzip", "br"))
         verdict = "" if budget is None else ("pass" if gz <= budget else "FAIL")
         failed |= verdict == "FAIL"
         limit = f"{budget:,}" if budget else "-"
-        lines.append(f"| {label:<46} | {raw:>7,} | {gz:>7,} | {limit:>7} | {verdict:<6} |")
+        lines.append(
+            f"| {label:<46} | {raw:>7,} | {gz:>7,} | {br:>7,} | {limit:>7} | {verdict:<6} |"
+        )
     return "\n".join(lines), failed
 
 

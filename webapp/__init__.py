@@ -26,7 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
 
     from webapp import cli, errors, htmx, inputs, security, templating
-    from webapp.extensions import csrf, db, login, migrate
+    from webapp.extensions import compress, csrf, db, login, migrate
     from webapp.extensions import htmx as htmx_ext
     from webapp.services import passwords
 
@@ -35,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
+    compress.init_app(app)
     htmx_ext.init_app(app)
     login.init_app(app)
     htmx.init_app(app)

@@ -64,4 +64,18 @@ def from_environment(instance_path: str) -> dict:
         "UNDO_MINUTES": int(os.environ.get("UNDO_MINUTES", "30")),
         "ARGON2_PROFILE": os.environ.get("ARGON2_PROFILE", "RFC_9106_LOW_MEMORY"),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Compressed by the app itself, since not every platform compresses in front of
+        # it: text only (images are compressed already), and nothing under 500 bytes.
+        "COMPRESS_ALGORITHM": ["br", "gzip"],
+        "COMPRESS_MIMETYPES": [
+            "text/html",
+            "text/css",
+            "text/javascript",
+            "application/javascript",
+            "application/json",
+            "application/manifest+json",
+            "image/svg+xml",
+        ],
+        "COMPRESS_MIN_SIZE": 500,
+        "COMPRESS_BR_LEVEL": 5,
     }

@@ -2,6 +2,8 @@
 
 import sqlite3
 
+import flask_compress
+from flask import request
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -19,11 +21,28 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+
+class Compress(flask_compress.Compress):
+    """Flask-Compress, with static files too: a file response is read into memory (ours
+    are small) and its file closed, so it is compressed like any other body instead of
+    being passed through as a stream the library leaves alone."""
+
+    def after_request(self, response):
+        if response.direct_passthrough and request.accept_encodings and response.status_code == 200:
+            original = response.response
+            response.direct_passthrough = False
+            response.set_data(b"".join(original))
+            if hasattr(original, "close"):
+                original.close()
+        return super().after_request(response)
+
+
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
 migrate = Migrate()
 login = LoginManager()
 csrf = CSRFProtect()
 htmx = Htmx()
+compress = Compress()
 
 
 @event.listens_for(Engine, "connect")
