@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from social import rss, sentiment
+from social import net, rss, sentiment
 from social.mention import SourceError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -240,8 +240,8 @@ def test_redirects_are_followed_up_to_five(server) -> None:
 def test_redirect_to_loopback_is_refused(server, monkeypatch, target) -> None:
     # The test server itself lives on 127.0.0.1, so only that one address is let through;
     # the redirect's target is judged by the real rule.
-    real = rss.is_forbidden
-    monkeypatch.setattr(rss, "is_forbidden", lambda ip: str(ip) != "127.0.0.1" and real(ip))
+    real = net.is_forbidden
+    monkeypatch.setattr(net, "is_forbidden", lambda ip: str(ip) != "127.0.0.1" and real(ip))
     server.routes["/moved"] = _redirect(target.format(port=server.port))
     with pytest.raises(SourceError, match="internal address"):
         rss.fetch({"url": f"{server.base}/moved"}, None)
@@ -305,7 +305,7 @@ def test_names_resolving_inside_are_refused(monkeypatch, loopback_only) -> None:
             for a in answers[host]
         ]
 
-    monkeypatch.setattr(rss.socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(net.socket, "getaddrinfo", fake_getaddrinfo)
     for host in answers:
         with pytest.raises(SourceError, match="internal address"):
             rss.fetch({"url": f"https://{host}/feed"}, None)
@@ -324,7 +324,7 @@ def test_connects_to_the_checked_address_with_the_right_host(server, monkeypatch
         lookups.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
-    monkeypatch.setattr(rss.socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(net.socket, "getaddrinfo", fake_getaddrinfo)
     url = f"http://feeds.example.test:{server.port}/atom.xml"
     result = rss.fetch({"url": url}, None, allow_private=True)
     assert len(result.mentions) == 2
@@ -436,12 +436,12 @@ def test_http_errors_and_timeouts(server) -> None:
     ],
 )
 def test_forbidden_addresses(address: str) -> None:
-    assert rss.is_forbidden(ipaddress.ip_address(address))
+    assert net.is_forbidden(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
 def test_public_addresses(address: str) -> None:
-    assert not rss.is_forbidden(ipaddress.ip_address(address))
+    assert not net.is_forbidden(ipaddress.ip_address(address))
 
 
 def test_html_to_text() -> None:
