@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from atproto_client.request import Request
 from atproto_core.exceptions import AtProtocolError
 from pydantic import ValidationError
 
+from social import net
 from social.matching import normalize_handle
 from social.mention import FetchResult, Mention, MentionError, RateLimited, SourceError, parse_time
 
@@ -50,7 +50,6 @@ STOP_SLACK = timedelta(minutes=15)
 DEFAULT_BACKOFF = timedelta(minutes=5)
 REQUEST_TIMEOUT = 20.0
 REASONS = ("mention", "reply", "quote")
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _SESSION_ERRORS = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"}
 
 # createSession is limited to 30 per 5 minutes and 300 a day per account, so a
@@ -72,17 +71,19 @@ def fetch(
     *,
     client: Client | None = None,
     sessions: MutableMapping[str, str] | None = None,
+    allow_private: bool = False,
 ) -> FetchResult:
     """Poll one Bluesky source for posts newer than cursor (see the module docstring).
 
     config: mode "notifications" (mentions, replies and quotes of handle) or "search"
-    (query); handle and password, or the env var named by password_env (default
-    BLUESKY_APP_PASSWORD), for notifications and optionally for search; service
-    (default https://bsky.social).
+    (query); handle and password (an app password), for notifications and optionally for
+    search; service (default https://bsky.social). Every request, to the service or to
+    the PDS it names after sign-in, goes through the outbound guard; allow_private lets
+    it reach internal addresses (tests and local development only).
     :raise RateLimited: when Bluesky asks us to wait.
     :raise SourceError: saying in words what went wrong.
     """
-    service = _service(config)
+    service = _service(config, allow_private)
     mode = config.get("mode", "notifications")
     if mode not in ("notifications", "search"):
         raise SourceError(f"Unknown Bluesky mode {mode!r}: use notifications or search.")
@@ -96,7 +97,7 @@ def fetch(
     host = urlsplit(service).netloc
 
     for attempt in (1, 2):
-        active = client or Client(base_url=service, request=Request(timeout=REQUEST_TIMEOUT))
+        active = client or _client(service, allow_private)
         reused = False
         try:
             if credentials and client is None:
@@ -124,27 +125,41 @@ def fetch(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _service(config: dict[str, Any]) -> str:
+def _client(service: str, allow_private: bool) -> Client:
+    """An atproto client for service whose requests all go through the outbound guard."""
+    guard = net.Guard("a Bluesky source", allow_private=allow_private, timeout=REQUEST_TIMEOUT)
+    # atproto's Request hands its keyword arguments to the httpx.Client it builds.
+    request = Request(
+        timeout=REQUEST_TIMEOUT, transport=net.httpx_transport(guard), trust_env=False
+    )
+    return Client(base_url=service, request=request)
+
+
+def _service(config: dict[str, Any], allow_private: bool) -> str:
+    """The service's base URL. :raise SourceError: when it is not one to talk to."""
     raw = str(config.get("service") or DEFAULT_SERVICE).strip().rstrip("/")
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError("The Bluesky service must be an address like https://bsky.social.")
     # An app password sent over plain HTTP can be read on the way; only a local test may.
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+    if parts.scheme == "http" and not net.plain_http_allowed(parts.hostname, allow_private):
         raise SourceError("The Bluesky service must be an https:// address.")
     return raw
 
 
 def _credentials(config: dict[str, Any], required: bool) -> tuple[str, str] | None:
+    """The handle and app password to sign in with, or None to read without an account."""
     handle = str(config.get("handle") or "").strip().lstrip("@").lower()
-    env = config.get("password_env", "BLUESKY_APP_PASSWORD")
-    password = config.get("password") or os.environ.get(env) or ""
+    password = str(config.get("password") or "")
     if handle and password:
-        return handle, str(password)
+        return handle, password
     if required or handle:
         if not handle:
             raise SourceError("Set the Bluesky handle whose notifications to read.")
-        raise SourceError(f"Bluesky needs an app password: set {env}.")
+        raise SourceError(
+            "Bluesky needs an app password: store one on the source, or set"
+            " BLUESKY_APP_PASSWORD (and list the service's host in BLUESKY_PASSWORD_HOSTS)."
+        )
     return None
 
 

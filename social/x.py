@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -108,14 +107,10 @@ def _fetch(config: dict[str, Any], cursor: str | None, client: tweepy.Client) ->
 
 
 def _token(config: dict[str, Any]) -> str:
-    """The bearer token from config, else from the environment variable it names."""
-    token = config.get("bearer_token")
-    if token:
-        return str(token)
-    env = config.get("token_env") or "X_BEARER_TOKEN"
-    token = os.environ.get(env)
+    """The bearer token the source is given (its own, or the deployment's)."""
+    token = str(config.get("bearer_token") or "").strip()
     if not token:
-        raise SourceError(f"No X bearer token: set {env} in the environment.")
+        raise SourceError("No X bearer token: store one on the source, or set X_BEARER_TOKEN.")
     return token
 
 
