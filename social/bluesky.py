@@ -39,7 +39,16 @@ from pydantic import ValidationError
 
 from social import net
 from social.matching import normalize_handle
-from social.mention import FetchResult, Mention, MentionError, RateLimited, SourceError, parse_time
+from social.mention import (
+    FetchResult,
+    Mention,
+    MentionError,
+    RateLimited,
+    SourceError,
+    fetched_followers,
+    fetched_time,
+    parse_time,
+)
 
 DEFAULT_SERVICE = "https://bsky.social"
 PAGE_SIZE = 100  # the most either endpoint returns
@@ -191,12 +200,14 @@ def _notifications_page(client: Client) -> Page:
         response = client.app.bsky.notification.list_notifications(
             {k: v for k, v in params.items() if v is not None}
         )
+        now = datetime.now(UTC)
         items = []
         for n in response.notifications:
+            indexed = fetched_time(n.indexed_at, now)
             # Servers that ignore `reasons` send likes and follows too: page past them.
             keep = n.reason in REASONS and _is_post(n.record)
-            mention = _mention(n.uri, n.author, n.record, n.indexed_at, n.reason) if keep else None
-            items.append(_Item(n.uri, _time(n.indexed_at), mention))
+            mention = _mention(n.uri, n.author, n.record, indexed, n.reason) if keep else None
+            items.append(_Item(n.uri, indexed, mention))
         return items, response.cursor
 
     return page
@@ -206,11 +217,12 @@ def _search_page(client: Client, query: str) -> Page:
     def page(api_cursor: str | None) -> tuple[list[_Item], str | None]:
         params = {"q": query, "sort": "latest", "limit": PAGE_SIZE, "cursor": api_cursor}
         response = client.app.bsky.feed.search_posts({k: v for k, v in params.items() if v})
-        items = [
-            _Item(p.uri, _time(p.indexed_at), _mention(p.uri, p.author, p.record, p.indexed_at))
-            for p in response.posts
-            if _is_post(p.record)
-        ]
+        now = datetime.now(UTC)
+        items = []
+        for p in response.posts:
+            if _is_post(p.record):
+                indexed = fetched_time(p.indexed_at, now)
+                items.append(_Item(p.uri, indexed, _mention(p.uri, p.author, p.record, indexed)))
         return items, response.cursor
 
     return page
@@ -306,9 +318,13 @@ def _field(record: Any, name: str, json_name: str) -> Any:
 
 
 def _mention(
-    uri: str, author: Any, record: Any, indexed_at: str, reason: str | None = None
+    uri: str, author: Any, record: Any, indexed_at: datetime, reason: str | None = None
 ) -> Mention:
-    """A post (its at:// uri, author view and app.bsky.feed.post record) as a Mention."""
+    """A post (its at:// uri, author view and app.bsky.feed.post record) as a Mention.
+
+    A follower count that cannot be stored is dropped or capped, and a post with no text
+    (images only) keeps an empty text.
+    """
     did = author.did
     handle = (author.handle or "").lower()
     if not handle or handle == "handle.invalid":
@@ -323,9 +339,9 @@ def _mention(
         external_id=uri,
         author_handle=handle,
         author_name=author.display_name or handle,
-        author_followers=getattr(author, "followers_count", None),
+        author_followers=fetched_followers(getattr(author, "followers_count", None)),
         author_id=did,
-        text=_field(record, "text", "text") or "(no text)",
+        text=_field(record, "text", "text") or "",
         url=f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}",
         created_at=_created(_field(record, "created_at", "createdAt"), indexed_at),
         in_reply_to=_field(parent, "uri", "uri") if parent else None,
@@ -334,14 +350,14 @@ def _mention(
     )
 
 
-def _created(created_at: Any, indexed_at: str) -> datetime:
-    indexed = _time(indexed_at)
+def _created(created_at: Any, indexed: datetime) -> datetime:
+    """When the post was written: its createdAt, unless that is unreadable or later than
+    the server indexed it (clients set createdAt themselves; a post dated in the future
+    would sit on top of the inbox for ever, so the server's clock wins)."""
     try:
         created = parse_time(created_at)
     except MentionError:
         return indexed
-    # Clients set createdAt themselves; a post dated in the future would sit on top of
-    # the inbox for ever, so trust the server's clock over it.
     return indexed if created > indexed + timedelta(minutes=5) else created
 
 

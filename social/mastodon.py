@@ -33,7 +33,14 @@ from mastodon.errors import (
 
 from social import net
 from social.matching import normalize_handle
-from social.mention import FetchResult, Mention, RateLimited, SourceError
+from social.mention import (
+    FetchResult,
+    Mention,
+    RateLimited,
+    SourceError,
+    fetched_followers,
+    fetched_time,
+)
 
 PAGE_SIZE = 40  # the most Mastodon returns per page of statuses
 MAX_PAGES = 10  # per poll; the cursor advances page by page, so the rest comes next poll
@@ -84,7 +91,8 @@ def fetch(
             )
         parents = _parent_uris(client, statuses)
         domain = config.get("domain")
-        mentions = [to_mention(s, domain, parents) for s in statuses if not s.get("reblog")]
+        now = datetime.now(UTC)
+        mentions = [to_mention(s, domain, parents, now) for s in statuses if not s.get("reblog")]
         return FetchResult(mentions=mentions, cursor=cursor)
     except MastodonError as exc:
         raise _translate(exc, base, client) from None
@@ -190,8 +198,18 @@ def _parent_uris(client: Any, statuses: list[Any]) -> dict[str, str]:
     return found
 
 
-def to_mention(status: Any, domain: str | None, parents: dict[str, str] | None = None) -> Mention:
-    """A Mastodon Status entity (as Mastodon.py returns it) as a Mention."""
+def to_mention(
+    status: Any,
+    domain: str | None,
+    parents: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> Mention:
+    """A Mastodon Status entity (as Mastodon.py returns it) as a Mention.
+
+    An instance's follower count or time that cannot be stored is dropped or replaced by
+    now (the fetch time), so one odd status does not fail the poll at every retry. A
+    status with no text (media only) keeps an empty text.
+    """
     account = status.account
     text = html_to_text(status.get("content") or "")
     if status.get("spoiler_text"):
@@ -203,11 +221,11 @@ def to_mention(status: Any, domain: str | None, parents: dict[str, str] | None =
         external_id=status.uri,
         author_handle=account_handle(account, domain),
         author_name=account.get("display_name") or account.username,
-        author_followers=account.get("followers_count"),
+        author_followers=fetched_followers(account.get("followers_count")),
         author_id=account.get("url") or account.get("uri"),
-        text=text or "(no text)",
+        text=text,
         url=status.get("url") or status.uri,
-        created_at=_utc(status.created_at),
+        created_at=fetched_time(status.get("created_at"), now or datetime.now(UTC)),
         in_reply_to=(parents or {}).get(str(reply_id)) if reply_id else None,
         language=status.get("language") or None,
     )
@@ -228,12 +246,6 @@ def account_handle(account: Any, domain: str | None) -> str:
     except ValueError:
         # An odd but real handle (an IP-addressed test instance, say) still gets in.
         return acct.lower()
-
-
-def _utc(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _translate(exc: MastodonError, base: str, client: Any) -> SourceError:

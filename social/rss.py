@@ -23,7 +23,7 @@ import feedparser
 import httpx
 
 from social import net
-from social.mention import TEXT_LIMIT, FetchResult, Mention, SourceError
+from social.mention import TEXT_LIMIT, FetchResult, Mention, SourceError, fetched_time
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -302,15 +302,17 @@ def _entry_id(entry: dict[str, Any], feed_url: str) -> str:
 
 
 def _when(entry: dict[str, Any], fallback: datetime) -> datetime:
-    """Published, else updated (feedparser gives UTC struct_times), else fetch time."""
+    """Published, else updated (feedparser gives UTC struct_times), else fetch time; the
+    fetch time too for a date later than it (see fetched_time)."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         # dict.get: feedparser's own get maps a missing updated to published, warning.
         value = dict.get(entry, key)
         if value:
             try:
-                return datetime.fromtimestamp(calendar.timegm(value), UTC)
+                when = datetime.fromtimestamp(calendar.timegm(value), UTC)
             except (OverflowError, OSError, ValueError):
                 continue
+            return fetched_time(when, fallback)
     return fallback
 
 
@@ -357,7 +359,7 @@ def _mention(
         external_id=external_id,
         author_handle=host.lower()[:320],
         author_name=(entry.get("author") or feed.get("author") or feed_title or host)[:200],
-        text=text or "(no text)",
+        text=text,
         url=_web_link(entry.get("link")),
         created_at=_when(entry, now),
         language=str(language)[:16] if language else None,

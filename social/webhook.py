@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from social.mention import Mention, MentionError, from_json
+from social.mention import TOO_DEEP, Mention, MentionError, from_json
 
 SIGNATURE_HEADER = "X-CRM-Signature"
 TIMESTAMP_HEADER = "X-CRM-Timestamp"
@@ -144,6 +145,9 @@ def _items(text: str) -> tuple[list[tuple[int, Any]], list[tuple[int, str]], str
         document = json.loads(text)
     except json.JSONDecodeError:
         pass
+    except RecursionError:
+        if text.lstrip().startswith("["):
+            return (*_array_items(text), "item")
     else:
         if isinstance(document, list):
             return list(enumerate(document, 1)), [], "item"
@@ -157,4 +161,35 @@ def _items(text: str) -> tuple[list[tuple[int, Any]], list[tuple[int, str]], str
             items.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             problems.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+        except RecursionError:
+            problems.append((number, TOO_DEEP))
     return items, problems, "line"
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _array_items(text: str) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
+    """The items of a JSON array read one by one, for an array too deep to read at once:
+    the item nested too deeply is named by its number, and reading stops there (nothing
+    is stored from such a body anyway)."""
+    items: list[tuple[int, Any]] = []
+    position = _SPACE.match(text, text.index("[") + 1).end()
+    if text.startswith("]", position):
+        return items, []
+    for number in range(1, MAX_ITEMS + 2):
+        try:
+            value, position = _DECODER.raw_decode(text, position)
+        except RecursionError:
+            return items, [(number, TOO_DEEP)]
+        except json.JSONDecodeError as exc:
+            return items, [(number, f"not valid JSON ({exc.msg} at column {exc.colno})")]
+        items.append((number, value))
+        position = _SPACE.match(text, position).end()
+        if text.startswith("]", position):
+            return items, []
+        if not text.startswith(",", position):
+            return items, [(number + 1, "not valid JSON (expected , or ] between items)")]
+        position = _SPACE.match(text, position + 1).end()
+    return items, []
