@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from social.mention import FetchResult, RateLimited, SourceError, UsageCapped
+from social.webhook import SPEAKS_FOR
 from webapp.models import SOURCE_KINDS, Source, User
 from webapp.models.base import utcnow
 from webapp.services import mentions
@@ -51,7 +52,12 @@ FIELDS = (
     "monthly_cap_usd",
     "secret",
     "batch",
+    "network",
 )
+# The networks a webhook may be set to speak for (see social.webhook), with their names.
+WEBHOOK_NETWORKS = {
+    n: {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}[n] for n in SPEAKS_FOR
+}
 
 
 def _month(now: datetime) -> str:
@@ -138,6 +144,12 @@ def _clean(data: dict[str, Any], kind: str, editing: bool) -> tuple[dict, dict[s
             config["service"] = _url(service, errors, "service")
     elif kind == "rss":
         config["url"] = _url(need("url", "Enter the feed's address.", 2000), errors, "url")
+    elif kind == "webhook":
+        network = (data.get("network") or "").strip()
+        if network in WEBHOOK_NETWORKS:
+            config["network"] = network
+        elif network not in ("", "webhook"):
+            errors["network"] = "Choose one of the networks listed, or the webhook's own."
     elif kind == "demo":
         config["batch"] = 3
     if kind in SECRET_FIELD:
@@ -238,6 +250,12 @@ def due_sources(session: Session, now: datetime) -> list[Source]:
         )
         and not over_cap(s, now)
     ]
+
+
+def webhook_network(source: Source) -> str | None:
+    """The network a webhook source speaks for, or None when its mentions are its own."""
+    network = (source.config or {}).get("network")
+    return network if network in WEBHOOK_NETWORKS else None
 
 
 @dataclass(frozen=True)
