@@ -51,12 +51,11 @@ def fetch(
     if fetched.status == 304:
         return FetchResult(mentions=[], cursor=cursor, reads=0)
 
+    # No content-location: feedparser would resolve a plain guid ("42") against the feed
+    # URL, dropping its query, and two feeds at one path would share their entries' ids.
+    # Links are resolved here instead, against the address the feed came from.
     parsed = feedparser.parse(
-        io.BytesIO(fetched.body),
-        response_headers={
-            "content-type": fetched.content_type,
-            "content-location": fetched.url,
-        },
+        io.BytesIO(fetched.body), response_headers={"content-type": fetched.content_type}
     )
     if not parsed.get("version") and not parsed.entries:
         raise SourceError("That address did not return an RSS or Atom feed.")
@@ -66,12 +65,12 @@ def fetch(
     current: dict[str, None] = {}  # ordered set
     mentions: list[Mention] = []
     for entry in parsed.entries:
-        external_id = _entry_id(entry, url)
+        external_id = _entry_id(entry, url, fetched.url)
         if external_id in current:
             continue
         current[external_id] = None
-        if external_id not in seen:
-            mentions.append(_mention(entry, external_id, parsed.feed, url, now))
+        if external_id not in seen and _earlier_id(entry, fetched.url) not in seen:
+            mentions.append(_mention(entry, external_id, parsed.feed, url, fetched.url, now))
     mentions.sort(key=lambda m: m.created_at)  # stable: feed order among equal times
 
     keep = list(current) + [i for i in state["seen"] if i not in current]
@@ -279,15 +278,27 @@ def _text_of(value: str | None, detail: dict[str, Any] | None) -> str:
     return "\n".join(" ".join(line.split()) for line in value.splitlines() if line.strip())
 
 
-def _entry_id(entry: dict[str, Any], feed_url: str) -> str:
-    """A stable id: the entry's id, else its link, else a hash of title and date.
+def _resolved(value: Any, base: str) -> str:
+    """value (a link as the feed wrote it) as an absolute URL against base, or "" if none."""
+    raw = str(value or "").strip()
+    if not raw:
+        return ""
+    try:
+        return str(httpx.URL(base).join(raw))
+    except (httpx.InvalidURL, ValueError):
+        return raw
 
-    Ids that are not URIs ("42") are only unique within one feed, so they are prefixed
-    with the feed URL; two feeds' posts must not stand in for each other.
+
+def _entry_id(entry: dict[str, Any], feed_url: str, base: str) -> str:
+    """A stable id: the entry's guid, else its link, else a hash of title and date.
+
+    A guid that is no URI ("42", "/p/42") is only unique within one feed, so it is keyed
+    by the feed URL (query included): two feeds' posts must not stand in for each other.
+    A guid that is a URI, and a link (resolved against base, the address the feed came
+    from), name the post itself and stand as they are.
     """
-    raw = entry.get("id") or entry.get("link")
-    if raw:
-        raw = str(raw).strip()
+    guid = str(entry.get("id") or "").strip()
+    raw = guid or _resolved(entry.get("link"), base)
     if raw and ":" in raw:
         external_id = raw
     elif raw:
@@ -299,6 +310,16 @@ def _entry_id(entry: dict[str, Any], feed_url: str) -> str:
     if len(external_id) > 512:
         external_id = "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
     return external_id
+
+
+def _earlier_id(entry: dict[str, Any], base: str) -> str | None:
+    """The id an entry with a guid that is no URI had before guids were keyed by feed:
+    the guid resolved against the feed's address. Seen under it, it is not new again."""
+    guid = str(entry.get("id") or "").strip()
+    if not guid or ":" in guid:
+        return None
+    earlier = _resolved(guid, base)
+    return earlier if len(earlier) <= 512 else None
 
 
 def _when(entry: dict[str, Any], fallback: datetime) -> datetime:
@@ -334,7 +355,12 @@ def _host(url: str | None) -> str | None:
 
 
 def _mention(
-    entry: dict[str, Any], external_id: str, feed: dict[str, Any], feed_url: str, now: datetime
+    entry: dict[str, Any],
+    external_id: str,
+    feed: dict[str, Any],
+    feed_url: str,
+    base: str,
+    now: datetime,
 ) -> Mention:
     """One feed entry as a Mention. The handle is the site's host (feeds have no
     accounts); the name is the entry's author, else the feed's, else its title."""
@@ -347,7 +373,7 @@ def _mention(
     if title and body.startswith(title):
         title = ""
     text = "\n\n".join(part for part in (title, body) if part)[:TEXT_LIMIT]
-    host = _host(_web_link(feed.get("link"))) or _host(feed_url) or "feed"
+    host = _host(_web_link(_resolved(feed.get("link"), base))) or _host(feed_url) or "feed"
     feed_title = _text_of(feed.get("title"), feed.get("title_detail"))
     detail = entry.get("summary_detail") or entry.get("title_detail") or {}
     language = detail.get("language") or feed.get("language")
@@ -360,7 +386,7 @@ def _mention(
         author_handle=host.lower()[:320],
         author_name=(entry.get("author") or feed.get("author") or feed_title or host)[:200],
         text=text,
-        url=_web_link(entry.get("link")),
+        url=_web_link(_resolved(entry.get("link"), base)),
         created_at=_when(entry, now),
         language=str(language)[:16] if language else None,
         extra=extra,

@@ -453,3 +453,39 @@ def test_html_to_text() -> None:
     assert rss.html_to_text(html) == (
         "Fast & friendly <3\n\none\ntwo bold\n\nI <3 it\nnext line a chart"
     )
+
+
+CATEGORY_FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Shop {cat}</title>
+<link>https://shop.example/</link><description>Reviews</description>
+<item><title>{text}</title><guid>42</guid><pubDate>Mon, 11 Mar 2024 10:00:00 GMT</pubDate></item>
+<item><title>Linked {cat}</title><link>/reviews/{cat}</link></item>
+</channel></rss>"""
+
+
+def test_two_feeds_at_one_path_keep_their_entries_apart(server) -> None:
+    """feedparser would resolve the plain guid "42" against each feed's URL, dropping the
+    query, so the two feeds' posts would share one id and the second would be lost."""
+    for cat, text in (("1", "Grinder is great"), ("2", "Kettle leaks")):
+        body = CATEGORY_FEED.format(cat=cat, text=text).encode()
+        server.routes[f"/feed?cat={cat}"] = _static(body, "application/rss+xml")
+    first = rss.fetch({"url": f"{server.base}/feed?cat=1"}, None, allow_private=True)
+    second = rss.fetch({"url": f"{server.base}/feed?cat=2"}, None, allow_private=True)
+    one, two = first.mentions[0], second.mentions[0]
+    assert (one.text, two.text) == ("Grinder is great", "Kettle leaks")
+    assert one.external_id == f"{server.base}/feed?cat=1#42"
+    assert two.external_id == f"{server.base}/feed?cat=2#42"
+    # The guid is a permalink all the same: the post's address is the resolved guid.
+    assert one.url == two.url == f"{server.base}/42"
+    # A link without a guid names the post itself, resolved as before.
+    assert first.mentions[1].external_id == f"{server.base}/reviews/1"
+
+
+def test_entries_seen_under_their_earlier_ids_are_not_new_again(server) -> None:
+    server.routes["/feed?cat=1"] = _static(
+        CATEGORY_FEED.format(cat="1", text="Grinder is great").encode(), "application/rss+xml"
+    )
+    url = f"{server.base}/feed?cat=1"
+    earlier = json.dumps({"seen": [f"{server.base}/42", f"{server.base}/reviews/1"]})
+    result = rss.fetch({"url": url}, earlier, allow_private=True)
+    assert result.mentions == []
+    assert json.loads(result.cursor)["seen"][:2] == [f"{url}#42", f"{server.base}/reviews/1"]
