@@ -6,12 +6,10 @@ deployment's credentials go only to the hosts their settings list."""
 from __future__ import annotations
 
 import ssl
-import uuid
 
 import httpx
 import pytest
 from mastodon_mock.testing.server import MockServer
-from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
 from social import net
@@ -22,14 +20,14 @@ from webapp import config as settings
 from webapp.extensions import db
 from webapp.models import Mention, Source
 from workers import jobs
-from workers.queues import connect
 
 HOST = "social.example"
 
 
 @pytest.fixture
-def redis(redis_url):
-    return connect(redis_url)
+def redis(redis_url, monkeypatch):
+    """The poll job run in this process finds Redis (its poll lock) where a worker would."""
+    monkeypatch.setenv("REDIS_URL", redis_url)
 
 
 def _configs(base: str) -> dict[str, dict]:
@@ -42,14 +40,12 @@ def _configs(base: str) -> dict[str, dict]:
 
 
 def _poll(app, redis, kind: str, config: dict, secret: str | None = None) -> Source:
-    """Add a source and poll it once through the poll job, as a worker does."""
-    queue = Queue(f"test-{uuid.uuid4().hex[:8]}", connection=redis)
+    """Add a source and poll it once through the poll job, as a worker runs it."""
     with app.app_context():
         source = Source(name=f"{kind} source", kind=kind, config=config, secret=secret)
         db.session.add(source)
         db.session.commit()
-        queue.enqueue(jobs.poll_source, source.id)
-        SimpleWorker([queue], connection=redis).work(burst=True)
+        jobs.poll_source(source.id)
         db.session.expire_all()
         source = db.session.get(Source, source.id)
         db.session.expunge(source)
