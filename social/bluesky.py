@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,8 +37,18 @@ from atproto_client.request import Request
 from atproto_core.exceptions import AtProtocolError
 from pydantic import ValidationError
 
+from social import net
 from social.matching import normalize_handle
-from social.mention import FetchResult, Mention, MentionError, RateLimited, SourceError, parse_time
+from social.mention import (
+    FetchResult,
+    Mention,
+    MentionError,
+    RateLimited,
+    SourceError,
+    fetched_followers,
+    fetched_time,
+    parse_time,
+)
 
 DEFAULT_SERVICE = "https://bsky.social"
 PAGE_SIZE = 100  # the most either endpoint returns
@@ -50,7 +59,6 @@ STOP_SLACK = timedelta(minutes=15)
 DEFAULT_BACKOFF = timedelta(minutes=5)
 REQUEST_TIMEOUT = 20.0
 REASONS = ("mention", "reply", "quote")
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _SESSION_ERRORS = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"}
 
 # createSession is limited to 30 per 5 minutes and 300 a day per account, so a
@@ -72,17 +80,19 @@ def fetch(
     *,
     client: Client | None = None,
     sessions: MutableMapping[str, str] | None = None,
+    allow_private: bool = False,
 ) -> FetchResult:
     """Poll one Bluesky source for posts newer than cursor (see the module docstring).
 
     config: mode "notifications" (mentions, replies and quotes of handle) or "search"
-    (query); handle and password, or the env var named by password_env (default
-    BLUESKY_APP_PASSWORD), for notifications and optionally for search; service
-    (default https://bsky.social).
+    (query); handle and password (an app password), for notifications and optionally for
+    search; service (default https://bsky.social). Every request, to the service or to
+    the PDS it names after sign-in, goes through the outbound guard; allow_private lets
+    it reach internal addresses (tests and local development only).
     :raise RateLimited: when Bluesky asks us to wait.
     :raise SourceError: saying in words what went wrong.
     """
-    service = _service(config)
+    service = _service(config, allow_private)
     mode = config.get("mode", "notifications")
     if mode not in ("notifications", "search"):
         raise SourceError(f"Unknown Bluesky mode {mode!r}: use notifications or search.")
@@ -96,7 +106,7 @@ def fetch(
     host = urlsplit(service).netloc
 
     for attempt in (1, 2):
-        active = client or Client(base_url=service, request=Request(timeout=REQUEST_TIMEOUT))
+        active = client or _client(service, allow_private)
         reused = False
         try:
             if credentials and client is None:
@@ -124,27 +134,41 @@ def fetch(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _service(config: dict[str, Any]) -> str:
+def _client(service: str, allow_private: bool) -> Client:
+    """An atproto client for service whose requests all go through the outbound guard."""
+    guard = net.Guard("a Bluesky source", allow_private=allow_private, timeout=REQUEST_TIMEOUT)
+    # atproto's Request hands its keyword arguments to the httpx.Client it builds.
+    request = Request(
+        timeout=REQUEST_TIMEOUT, transport=net.httpx_transport(guard), trust_env=False
+    )
+    return Client(base_url=service, request=request)
+
+
+def _service(config: dict[str, Any], allow_private: bool) -> str:
+    """The service's base URL. :raise SourceError: when it is not one to talk to."""
     raw = str(config.get("service") or DEFAULT_SERVICE).strip().rstrip("/")
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError("The Bluesky service must be an address like https://bsky.social.")
     # An app password sent over plain HTTP can be read on the way; only a local test may.
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+    if parts.scheme == "http" and not net.plain_http_allowed(parts.hostname, allow_private):
         raise SourceError("The Bluesky service must be an https:// address.")
     return raw
 
 
 def _credentials(config: dict[str, Any], required: bool) -> tuple[str, str] | None:
+    """The handle and app password to sign in with, or None to read without an account."""
     handle = str(config.get("handle") or "").strip().lstrip("@").lower()
-    env = config.get("password_env", "BLUESKY_APP_PASSWORD")
-    password = config.get("password") or os.environ.get(env) or ""
+    password = str(config.get("password") or "")
     if handle and password:
-        return handle, str(password)
+        return handle, password
     if required or handle:
         if not handle:
             raise SourceError("Set the Bluesky handle whose notifications to read.")
-        raise SourceError(f"Bluesky needs an app password: set {env}.")
+        raise SourceError(
+            "Bluesky needs an app password: store one on the source, or set"
+            " BLUESKY_APP_PASSWORD (and list the service's host in BLUESKY_PASSWORD_HOSTS)."
+        )
     return None
 
 
@@ -176,12 +200,14 @@ def _notifications_page(client: Client) -> Page:
         response = client.app.bsky.notification.list_notifications(
             {k: v for k, v in params.items() if v is not None}
         )
+        now = datetime.now(UTC)
         items = []
         for n in response.notifications:
+            indexed = fetched_time(n.indexed_at, now)
             # Servers that ignore `reasons` send likes and follows too: page past them.
             keep = n.reason in REASONS and _is_post(n.record)
-            mention = _mention(n.uri, n.author, n.record, n.indexed_at, n.reason) if keep else None
-            items.append(_Item(n.uri, _time(n.indexed_at), mention))
+            mention = _mention(n.uri, n.author, n.record, indexed, n.reason) if keep else None
+            items.append(_Item(n.uri, indexed, mention))
         return items, response.cursor
 
     return page
@@ -191,11 +217,12 @@ def _search_page(client: Client, query: str) -> Page:
     def page(api_cursor: str | None) -> tuple[list[_Item], str | None]:
         params = {"q": query, "sort": "latest", "limit": PAGE_SIZE, "cursor": api_cursor}
         response = client.app.bsky.feed.search_posts({k: v for k, v in params.items() if v})
-        items = [
-            _Item(p.uri, _time(p.indexed_at), _mention(p.uri, p.author, p.record, p.indexed_at))
-            for p in response.posts
-            if _is_post(p.record)
-        ]
+        now = datetime.now(UTC)
+        items = []
+        for p in response.posts:
+            if _is_post(p.record):
+                indexed = fetched_time(p.indexed_at, now)
+                items.append(_Item(p.uri, indexed, _mention(p.uri, p.author, p.record, indexed)))
         return items, response.cursor
 
     return page
@@ -291,9 +318,13 @@ def _field(record: Any, name: str, json_name: str) -> Any:
 
 
 def _mention(
-    uri: str, author: Any, record: Any, indexed_at: str, reason: str | None = None
+    uri: str, author: Any, record: Any, indexed_at: datetime, reason: str | None = None
 ) -> Mention:
-    """A post (its at:// uri, author view and app.bsky.feed.post record) as a Mention."""
+    """A post (its at:// uri, author view and app.bsky.feed.post record) as a Mention.
+
+    A follower count that cannot be stored is dropped or capped, and a post with no text
+    (images only) keeps an empty text.
+    """
     did = author.did
     handle = (author.handle or "").lower()
     if not handle or handle == "handle.invalid":
@@ -308,9 +339,9 @@ def _mention(
         external_id=uri,
         author_handle=handle,
         author_name=author.display_name or handle,
-        author_followers=getattr(author, "followers_count", None),
+        author_followers=fetched_followers(getattr(author, "followers_count", None)),
         author_id=did,
-        text=_field(record, "text", "text") or "(no text)",
+        text=_field(record, "text", "text") or "",
         url=f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}",
         created_at=_created(_field(record, "created_at", "createdAt"), indexed_at),
         in_reply_to=_field(parent, "uri", "uri") if parent else None,
@@ -319,14 +350,14 @@ def _mention(
     )
 
 
-def _created(created_at: Any, indexed_at: str) -> datetime:
-    indexed = _time(indexed_at)
+def _created(created_at: Any, indexed: datetime) -> datetime:
+    """When the post was written: its createdAt, unless that is unreadable or later than
+    the server indexed it (clients set createdAt themselves; a post dated in the future
+    would sit on top of the inbox for ever, so the server's clock wins)."""
     try:
         created = parse_time(created_at)
     except MentionError:
         return indexed
-    # Clients set createdAt themselves; a post dated in the future would sit on top of
-    # the inbox for ever, so trust the server's clock over it.
     return indexed if created > indexed + timedelta(minutes=5) else created
 
 

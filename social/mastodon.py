@@ -13,7 +13,6 @@ post through, so two configured sources that both see one post store it once.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -32,8 +31,16 @@ from mastodon.errors import (
     MastodonUnauthorizedError,
 )
 
+from social import net
 from social.matching import normalize_handle
-from social.mention import FetchResult, Mention, RateLimited, SourceError
+from social.mention import (
+    FetchResult,
+    Mention,
+    RateLimited,
+    SourceError,
+    fetched_followers,
+    fetched_time,
+)
 
 PAGE_SIZE = 40  # the most Mastodon returns per page of statuses
 MAX_PAGES = 10  # per poll; the cursor advances page by page, so the rest comes next poll
@@ -42,28 +49,34 @@ REQUEST_TIMEOUT = 20.0
 # When a 429 carries no usable reset time, Mastodon's windows are five minutes.
 DEFAULT_BACKOFF = timedelta(minutes=5)
 _TAG = re.compile(r"^\w{1,100}$")
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def fetch(config: dict[str, Any], cursor: str | None, *, client: Any = None) -> FetchResult:
+def fetch(
+    config: dict[str, Any],
+    cursor: str | None,
+    *,
+    client: Any = None,
+    allow_private: bool = False,
+) -> FetchResult:
     """Poll one Mastodon source for mentions newer than cursor (a min_id).
 
     config: instance (base URL); mode "mentions" (notifications of the account whose
-    token is in access_token or the env var named by token_env) or "hashtag" (tag);
-    optional domain (the handle domain of local accounts, when it differs from the
-    instance's host) and local (hashtag: this instance only).
+    token is in access_token) or "hashtag" (tag); optional domain (the handle domain of
+    local accounts, when it differs from the instance's host) and local (hashtag: this
+    instance only). Every request goes through the outbound guard; allow_private lets it
+    reach internal addresses (tests and local development only).
     A first poll (cursor None) takes the newest page only: a new source starts now. (If
     that page is empty the cursor stays None, and the next poll is a first poll again.)
     :raise RateLimited: when the instance asks us to wait.
     :raise SourceError: saying in words what went wrong.
     """
-    base = _instance(config)
+    base = _instance(config, allow_private)
     mode = config.get("mode", "mentions")
     if mode not in ("mentions", "hashtag"):
         raise SourceError(f"Unknown Mastodon mode {mode!r}: use mentions or hashtag.")
     own_client = client is None
     if own_client:
-        client = _client(base, _token(config, mode))
+        client = _client(base, _token(config, mode), allow_private)
     try:
         if mode == "mentions":
             notifications, cursor = _page_newer(
@@ -78,7 +91,8 @@ def fetch(config: dict[str, Any], cursor: str | None, *, client: Any = None) -> 
             )
         parents = _parent_uris(client, statuses)
         domain = config.get("domain")
-        mentions = [to_mention(s, domain, parents) for s in statuses if not s.get("reblog")]
+        now = datetime.now(UTC)
+        mentions = [to_mention(s, domain, parents, now) for s in statuses if not s.get("reblog")]
         return FetchResult(mentions=mentions, cursor=cursor)
     except MastodonError as exc:
         raise _translate(exc, base, client) from None
@@ -91,7 +105,8 @@ def fetch(config: dict[str, Any], cursor: str | None, *, client: Any = None) -> 
             client.session.close()
 
 
-def _instance(config: dict[str, Any]) -> str:
+def _instance(config: dict[str, Any], allow_private: bool) -> str:
+    """The instance's base URL. :raise SourceError: when it is not one to talk to."""
     raw = str(config.get("instance") or "").strip().rstrip("/")
     if "://" not in raw and raw:
         raw = f"https://{raw}"
@@ -99,22 +114,19 @@ def _instance(config: dict[str, Any]) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError("Set the Mastodon instance, e.g. https://mastodon.social.")
     # A token sent over plain HTTP can be read on the way; only a local test server may.
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+    if parts.scheme == "http" and not net.plain_http_allowed(parts.hostname, allow_private):
         raise SourceError("The Mastodon instance must be an https:// address.")
     return raw
 
 
 def _token(config: dict[str, Any], mode: str) -> str | None:
-    if config.get("access_token"):
-        return str(config["access_token"])
-    if mode == "hashtag" and "token_env" not in config:
-        # Hashtags are public; never hand the default token to an instance it may not
-        # belong to.
-        return None
-    env = config.get("token_env", "MASTODON_ACCESS_TOKEN")
-    token = os.environ.get(env)
+    """The access token the source is given (its own, or the deployment's)."""
+    token = str(config.get("access_token") or "").strip()
     if not token and mode == "mentions":
-        raise SourceError(f"Mastodon mentions need an access token: set {env}.")
+        raise SourceError(
+            "Mastodon mentions need an access token: store one on the source, or set"
+            " MASTODON_ACCESS_TOKEN (and list the instance in MASTODON_TOKEN_HOSTS)."
+        )
     return token or None
 
 
@@ -125,7 +137,9 @@ def _tag(config: dict[str, Any]) -> str:
     return tag
 
 
-def _client(base: str, token: str | None) -> Mastodon:
+def _client(base: str, token: str | None, allow_private: bool) -> Mastodon:
+    """A Mastodon.py client for base whose requests all go through the outbound guard."""
+    guard = net.Guard("a Mastodon source", allow_private=allow_private, timeout=REQUEST_TIMEOUT)
     # "throw", not the default "wait": a worker must reschedule, never sleep for minutes.
     # version_check_mode="none" spares a request to /api/v1/instance on every poll.
     return Mastodon(
@@ -134,6 +148,7 @@ def _client(base: str, token: str | None) -> Mastodon:
         ratelimit_method="throw",
         version_check_mode="none",
         request_timeout=REQUEST_TIMEOUT,
+        session=net.requests_session(guard),
     )
 
 
@@ -183,8 +198,18 @@ def _parent_uris(client: Any, statuses: list[Any]) -> dict[str, str]:
     return found
 
 
-def to_mention(status: Any, domain: str | None, parents: dict[str, str] | None = None) -> Mention:
-    """A Mastodon Status entity (as Mastodon.py returns it) as a Mention."""
+def to_mention(
+    status: Any,
+    domain: str | None,
+    parents: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> Mention:
+    """A Mastodon Status entity (as Mastodon.py returns it) as a Mention.
+
+    An instance's follower count or time that cannot be stored is dropped or replaced by
+    now (the fetch time), so one odd status does not fail the poll at every retry. A
+    status with no text (media only) keeps an empty text.
+    """
     account = status.account
     text = html_to_text(status.get("content") or "")
     if status.get("spoiler_text"):
@@ -196,11 +221,11 @@ def to_mention(status: Any, domain: str | None, parents: dict[str, str] | None =
         external_id=status.uri,
         author_handle=account_handle(account, domain),
         author_name=account.get("display_name") or account.username,
-        author_followers=account.get("followers_count"),
+        author_followers=fetched_followers(account.get("followers_count")),
         author_id=account.get("url") or account.get("uri"),
-        text=text or "(no text)",
+        text=text,
         url=status.get("url") or status.uri,
-        created_at=_utc(status.created_at),
+        created_at=fetched_time(status.get("created_at"), now or datetime.now(UTC)),
         in_reply_to=(parents or {}).get(str(reply_id)) if reply_id else None,
         language=status.get("language") or None,
     )
@@ -223,13 +248,11 @@ def account_handle(account: Any, domain: str | None) -> str:
         return acct.lower()
 
 
-def _utc(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
-
-
 def _translate(exc: MastodonError, base: str, client: Any) -> SourceError:
+    """Mastodon.py's error as ours, in words."""
+    if isinstance(exc.__context__, SourceError):
+        # The guard refused the request (Mastodon.py wraps whatever a request raised).
+        return exc.__context__
     host = urlsplit(base).netloc
     if isinstance(exc, MastodonRatelimitError):
         reset = getattr(client, "ratelimit_reset", None)

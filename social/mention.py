@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from social.text import unstorable
@@ -30,6 +30,14 @@ KNOWN = frozenset(
     }
 )
 TEXT_LIMIT = 100_000
+# The author_followers column is a 4-byte integer on PostgreSQL.
+FOLLOWERS_MAX = 2**31 - 1
+# Deeper than any real post's fields; a JSON value much deeper than this would exhaust
+# the stack when it is written out again.
+MAX_NESTING = 64
+# A post dated later than this past its fetch would sit on top of every list for ever.
+FUTURE_SLACK = timedelta(minutes=5)
+TOO_DEEP = f"the JSON is nested more than {MAX_NESTING} levels deep"
 
 
 class MentionError(ValueError):
@@ -102,7 +110,51 @@ def parse_time(value: Any) -> datetime:
         raise MentionError(f"created_at is not an ISO 8601 time: {value[:40]!r}") from None
     if when.tzinfo is None:
         raise MentionError("created_at needs a time zone (Z or +hh:mm)")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise MentionError(
+            f"created_at is out of range: {value[:40]!r} falls outside the years 1-9999 in UTC"
+        ) from None
+
+
+def fetched_time(value: Any, fetched_at: datetime) -> datetime:
+    """A post's time as a network sent it (an aware datetime or ISO 8601 text), in UTC;
+    fetched_at when it is missing, unreadable, outside the years 1-9999 once in UTC, or
+    later than fetched_at plus FUTURE_SLACK. For polled posts, where refusing the post
+    would fail its poll again at every retry."""
+    when: datetime | None = None
+    try:
+        if isinstance(value, datetime):
+            when = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        elif isinstance(value, str):
+            when = parse_time(value)
+    except (MentionError, OverflowError, ValueError):
+        when = None
+    if when is None or when > fetched_at + FUTURE_SLACK:
+        return fetched_at
+    return when
+
+
+def fetched_followers(value: Any) -> int | None:
+    """A follower count as a network sent it, made storable: a whole number from 0,
+    capped at FOLLOWERS_MAX; anything else (text, a fraction, a negative) is dropped."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return None
+    return min(value, FOLLOWERS_MAX)
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Whether value (parsed JSON) nests lists and objects more than limit levels deep."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def from_json(data: Any, default_network: str | None = None) -> Mention:
@@ -117,6 +169,8 @@ def from_json(data: Any, default_network: str | None = None) -> Mention:
         not isinstance(followers, int) or isinstance(followers, bool) or followers < 0
     ):
         raise MentionError("author_followers must be a whole number or null")
+    if followers is not None and followers > FOLLOWERS_MAX:
+        raise MentionError(f"author_followers is larger than {FOLLOWERS_MAX:,}")
     text = data.get("text")
     if not isinstance(text, str) or not text.strip():
         raise MentionError("text is missing")
@@ -124,6 +178,9 @@ def from_json(data: Any, default_network: str | None = None) -> Mention:
         raise MentionError(f"text is longer than {TEXT_LIMIT} characters")
     if problem := unstorable(text):
         raise MentionError(f"text {problem}")
+    extra = {} if data.keys() <= KNOWN else {k: v for k, v in data.items() if k not in KNOWN}
+    if extra and _nested_deeper(extra, MAX_NESTING - 1):
+        raise MentionError(TOO_DEEP)
     return Mention(
         network=network,
         external_id=_string(data, "external_id", limit=512),
@@ -136,7 +193,7 @@ def from_json(data: Any, default_network: str | None = None) -> Mention:
         created_at=parse_time(data.get("created_at")),
         in_reply_to=_string(data, "in_reply_to", required=False, limit=512),
         language=_string(data, "language", required=False, limit=16),
-        extra={} if data.keys() <= KNOWN else {k: v for k, v in data.items() if k not in KNOWN},
+        extra=extra,
     )
 
 
@@ -146,6 +203,8 @@ def from_line(line: str, default_network: str | None = None) -> Mention:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise MentionError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise MentionError(TOO_DEEP) from None
     return from_json(data, default_network)
 
 

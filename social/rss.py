@@ -1,15 +1,10 @@
-"""RSS and Atom feeds: fetched here with guards, parsed by feedparser, turned into Mentions.
+"""RSS and Atom feeds: fetched through the outbound guard, parsed by feedparser, as Mentions.
 
 What belongs here: the one `fetch` the poll job calls for a feed source, the download
-that refuses to reach internal addresses (SSRF) or to read without bound, the cursor
-(conditional-request validators and the entry ids already seen), and the mapping of
-feed entries to `Mention`s with plain-text bodies.
-
-The download connects to the very address it checked: the URL's host is resolved once,
-every address is checked, and the request goes to that IP with the original Host header
-and TLS server name (certificates are still verified against the host name). Redirects
-are followed by hand, each one checked the same way. No proxy from the environment is
-used, since a proxy would make the check meaningless.
+(through social.net, which refuses internal addresses and caps size and time, with
+redirects followed here by hand so that each hop is a web address and counted), the
+cursor (conditional-request validators and the entry ids already seen), and the mapping
+of feed entries to `Mention`s with plain-text bodies.
 """
 
 from __future__ import annotations
@@ -17,12 +12,8 @@ from __future__ import annotations
 import calendar
 import hashlib
 import io
-import ipaddress
 import json
-import socket
 import time
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -31,7 +22,8 @@ from typing import Any
 import feedparser
 import httpx
 
-from social.mention import TEXT_LIMIT, FetchResult, Mention, SourceError
+from social import net
+from social.mention import TEXT_LIMIT, FetchResult, Mention, SourceError, fetched_time
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -40,9 +32,6 @@ SEEN_LIMIT = 500
 USER_AGENT = "FieldCRM feed reader (+https://github.com/fieldcrm)"
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.1"
 _REDIRECTS = {301, 302, 303, 307, 308}
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def fetch(
@@ -50,7 +39,7 @@ def fetch(
 ) -> FetchResult:
     """Entries of the feed at config["url"] not seen before, oldest first.
 
-    allow_private lets tests reach 127.0.0.1; nothing else should set it.
+    allow_private (the OUTBOUND_ALLOW_PRIVATE setting) lets tests reach 127.0.0.1.
     :raise SourceError: saying why, in words.
     """
     url = config.get("url")
@@ -62,12 +51,11 @@ def fetch(
     if fetched.status == 304:
         return FetchResult(mentions=[], cursor=cursor, reads=0)
 
+    # No content-location: feedparser would resolve a plain guid ("42") against the feed
+    # URL, dropping its query, and two feeds at one path would share their entries' ids.
+    # Links are resolved here instead, against the address the feed came from.
     parsed = feedparser.parse(
-        io.BytesIO(fetched.body),
-        response_headers={
-            "content-type": fetched.content_type,
-            "content-location": fetched.url,
-        },
+        io.BytesIO(fetched.body), response_headers={"content-type": fetched.content_type}
     )
     if not parsed.get("version") and not parsed.entries:
         raise SourceError("That address did not return an RSS or Atom feed.")
@@ -77,12 +65,12 @@ def fetch(
     current: dict[str, None] = {}  # ordered set
     mentions: list[Mention] = []
     for entry in parsed.entries:
-        external_id = _entry_id(entry, url)
+        external_id = _entry_id(entry, url, fetched.url)
         if external_id in current:
             continue
         current[external_id] = None
-        if external_id not in seen:
-            mentions.append(_mention(entry, external_id, parsed.feed, url, now))
+        if external_id not in seen and _earlier_id(entry, fetched.url) not in seen:
+            mentions.append(_mention(entry, external_id, parsed.feed, url, fetched.url, now))
     mentions.sort(key=lambda m: m.created_at)  # stable: feed order among equal times
 
     keep = list(current) + [i for i in state["seen"] if i not in current]
@@ -123,54 +111,12 @@ class _Fetched:
     modified: str | None = None
 
 
-def is_forbidden(ip: IPAddress) -> bool:
-    """Whether ip is one a server-side fetch must never reach: loopback, private,
-    link-local, multicast, reserved, unspecified or otherwise not global, including
-    IPv4 addresses wrapped in IPv6 (mapped, NAT64, 6to4, Teredo)."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded: list[ipaddress.IPv4Address] = []
-        if ip.ipv4_mapped:
-            embedded.append(ip.ipv4_mapped)
-        if any(ip in net for net in _NAT64):
-            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if ip.sixtofour:
-            embedded.append(ip.sixtofour)
-        if ip.teredo:
-            embedded.extend(ip.teredo)
-        if any(is_forbidden(v4) for v4 in embedded):
-            return True
-    return (
-        not ip.is_global
-        or ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
-
-
-def _resolve(url: httpx.URL, allow_private: bool) -> IPAddress:
-    """The address to connect to for url, after checking every address its host has."""
+def _check_url(url: httpx.URL) -> None:
+    """Refuse what is no web address before anything is resolved or connected."""
     if url.scheme not in ("http", "https"):
         raise SourceError("A feed URL must start with http:// or https://.")
-    host = url.raw_host.decode("ascii")
-    if not host:
+    if not url.raw_host:
         raise SourceError("The feed URL has no host.")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise SourceError(f"The feed's host {url.host!r} could not be found.") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
-    if not addresses:
-        raise SourceError(f"The feed's host {url.host!r} could not be found.")
-    # One internal address is enough to refuse: DNS answers can be mixed on purpose.
-    if not allow_private and any(is_forbidden(ip) for ip in addresses):
-        raise SourceError(
-            f"The feed's host {url.host!r} is an internal address; only public feeds can be read."
-        )
-    return addresses[0]
 
 
 def _download(url: str, state: dict[str, Any], *, allow_private: bool, timeout: float) -> _Fetched:
@@ -180,26 +126,22 @@ def _download(url: str, state: dict[str, Any], *, allow_private: bool, timeout: 
         current = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError):
         raise SourceError("That is not a valid feed URL.") from None
-    headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
+    headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT}
     if state["etag"]:
         headers["If-None-Match"] = state["etag"]
     if state["modified"]:
         headers["If-Modified-Since"] = state["modified"]
-    # No keep-alive: a pooled connection is keyed by IP and could carry another host's
-    # request over a TLS session verified for the first one.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
-    with httpx.Client(trust_env=False, follow_redirects=False, limits=limits) as client:
+    guard = net.Guard(
+        "a feed source", allow_private=allow_private, max_bytes=MAX_BYTES, timeout=timeout
+    )
+    with net.httpx_client(guard, follow_redirects=False) as client:
         for _hop in range(MAX_REDIRECTS + 1):
-            ip = _resolve(current, allow_private)
+            _check_url(current)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SourceError(f"The feed took longer than {timeout:g} s.")
             request = client.build_request(
-                "GET",
-                current.copy_with(host=str(ip), fragment=None),
-                headers={**headers, "Host": current.netloc.decode("ascii")},
-                timeout=remaining,
-                extensions={"sni_hostname": current.raw_host.decode("ascii")},
+                "GET", current.copy_with(fragment=None), headers=headers, timeout=remaining
             )
             try:
                 response = client.send(request, stream=True)
@@ -240,25 +182,19 @@ def _result(
     return _Fetched(
         status=response.status_code,
         url=str(current),
-        body=_read_capped(response, deadline, timeout),
+        body=_read(response, deadline, timeout),
         content_type=response.headers.get("content-type", ""),
         etag=response.headers.get("etag"),
         modified=response.headers.get("last-modified"),
     )
 
 
-def _read_capped(response: httpx.Response, deadline: float, timeout: float) -> bytes:
-    """The decoded body, refusing more than MAX_BYTES (after decompression) or the deadline."""
-    too_big = SourceError(f"The feed is larger than {MAX_BYTES // (1024 * 1024)} MB.")
-    length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BYTES:
-        raise too_big
+def _read(response: httpx.Response, deadline: float, timeout: float) -> bytes:
+    """The body (decoded and capped in size by the guarded transport), within the deadline."""
     out = bytearray()
     try:
-        for chunk in _decoded(response):
+        for chunk in response.iter_raw():
             out += chunk
-            if len(out) > MAX_BYTES:
-                raise too_big
             if time.monotonic() > deadline:
                 raise SourceError(f"The feed took longer than {timeout:g} s.")
     except httpx.TimeoutException:
@@ -266,27 +202,6 @@ def _read_capped(response: httpx.Response, deadline: float, timeout: float) -> b
     except httpx.HTTPError as exc:
         raise SourceError(f"The feed download failed ({type(exc).__name__}).") from None
     return bytes(out)
-
-
-def _decoded(response: httpx.Response) -> Iterator[bytes]:
-    """Raw chunks, gunzipped here a bounded slice at a time: httpx's own decoding would
-    inflate a whole compressed chunk at once, and a small gzip bomb is gigabytes."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        yield from response.iter_raw()
-        return
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise SourceError(f"The feed server used an encoding we do not read ({encoding}).")
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
-    try:
-        for chunk in response.iter_raw():
-            data = chunk
-            while data:
-                yield inflater.decompress(data, 64 * 1024)
-                data = inflater.unconsumed_tail
-        yield inflater.flush()
-    except zlib.error:
-        raise SourceError("The feed's compressed body is corrupt.") from None
 
 
 class _PlainText(HTMLParser):
@@ -363,15 +278,27 @@ def _text_of(value: str | None, detail: dict[str, Any] | None) -> str:
     return "\n".join(" ".join(line.split()) for line in value.splitlines() if line.strip())
 
 
-def _entry_id(entry: dict[str, Any], feed_url: str) -> str:
-    """A stable id: the entry's id, else its link, else a hash of title and date.
+def _resolved(value: Any, base: str) -> str:
+    """value (a link as the feed wrote it) as an absolute URL against base, or "" if none."""
+    raw = str(value or "").strip()
+    if not raw:
+        return ""
+    try:
+        return str(httpx.URL(base).join(raw))
+    except (httpx.InvalidURL, ValueError):
+        return raw
 
-    Ids that are not URIs ("42") are only unique within one feed, so they are prefixed
-    with the feed URL; two feeds' posts must not stand in for each other.
+
+def _entry_id(entry: dict[str, Any], feed_url: str, base: str) -> str:
+    """A stable id: the entry's guid, else its link, else a hash of title and date.
+
+    A guid that is no URI ("42", "/p/42") is only unique within one feed, so it is keyed
+    by the feed URL (query included): two feeds' posts must not stand in for each other.
+    A guid that is a URI, and a link (resolved against base, the address the feed came
+    from), name the post itself and stand as they are.
     """
-    raw = entry.get("id") or entry.get("link")
-    if raw:
-        raw = str(raw).strip()
+    guid = str(entry.get("id") or "").strip()
+    raw = guid or _resolved(entry.get("link"), base)
     if raw and ":" in raw:
         external_id = raw
     elif raw:
@@ -385,16 +312,28 @@ def _entry_id(entry: dict[str, Any], feed_url: str) -> str:
     return external_id
 
 
+def _earlier_id(entry: dict[str, Any], base: str) -> str | None:
+    """The id an entry with a guid that is no URI had before guids were keyed by feed:
+    the guid resolved against the feed's address. Seen under it, it is not new again."""
+    guid = str(entry.get("id") or "").strip()
+    if not guid or ":" in guid:
+        return None
+    earlier = _resolved(guid, base)
+    return earlier if len(earlier) <= 512 else None
+
+
 def _when(entry: dict[str, Any], fallback: datetime) -> datetime:
-    """Published, else updated (feedparser gives UTC struct_times), else fetch time."""
+    """Published, else updated (feedparser gives UTC struct_times), else fetch time; the
+    fetch time too for a date later than it (see fetched_time)."""
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         # dict.get: feedparser's own get maps a missing updated to published, warning.
         value = dict.get(entry, key)
         if value:
             try:
-                return datetime.fromtimestamp(calendar.timegm(value), UTC)
+                when = datetime.fromtimestamp(calendar.timegm(value), UTC)
             except (OverflowError, OSError, ValueError):
                 continue
+            return fetched_time(when, fallback)
     return fallback
 
 
@@ -416,7 +355,12 @@ def _host(url: str | None) -> str | None:
 
 
 def _mention(
-    entry: dict[str, Any], external_id: str, feed: dict[str, Any], feed_url: str, now: datetime
+    entry: dict[str, Any],
+    external_id: str,
+    feed: dict[str, Any],
+    feed_url: str,
+    base: str,
+    now: datetime,
 ) -> Mention:
     """One feed entry as a Mention. The handle is the site's host (feeds have no
     accounts); the name is the entry's author, else the feed's, else its title."""
@@ -429,7 +373,7 @@ def _mention(
     if title and body.startswith(title):
         title = ""
     text = "\n\n".join(part for part in (title, body) if part)[:TEXT_LIMIT]
-    host = _host(_web_link(feed.get("link"))) or _host(feed_url) or "feed"
+    host = _host(_web_link(_resolved(feed.get("link"), base))) or _host(feed_url) or "feed"
     feed_title = _text_of(feed.get("title"), feed.get("title_detail"))
     detail = entry.get("summary_detail") or entry.get("title_detail") or {}
     language = detail.get("language") or feed.get("language")
@@ -441,8 +385,8 @@ def _mention(
         external_id=external_id,
         author_handle=host.lower()[:320],
         author_name=(entry.get("author") or feed.get("author") or feed_title or host)[:200],
-        text=text or "(no text)",
-        url=_web_link(entry.get("link")),
+        text=text,
+        url=_web_link(_resolved(entry.get("link"), base)),
         created_at=_when(entry, now),
         language=str(language)[:16] if language else None,
         extra=extra,

@@ -43,10 +43,13 @@ _PUNCTUATION = string.punctuation
 SCORED = "scored"
 TRUNCATED = "truncated"
 NOT_ENGLISH = "not_english"
+# A post with no text (media only): nothing to judge, which is not the same as neutral.
+NO_TEXT = "no_text"
 
 
 class Score(NamedTuple):
-    """VADER's scores for one text; all None (and label None) when status is not_english.
+    """VADER's scores for one text; all None (and label None) when status is not_english
+    or no_text.
 
     A named tuple: a batch makes one per mention, and a frozen dataclass costs three
     times as much to build."""
@@ -429,6 +432,9 @@ def score(texts: list[str], languages: list[str | None] | None = None) -> list[S
     vader = analyzer()
     scores = []
     for text, language in zip(texts, languages, strict=True):
+        if not text or text.isspace():
+            scores.append(Score(None, None, None, None, None, NO_TEXT))
+            continue
         head, cut = bound(text)
         if not is_english(head, language):
             scores.append(Score(None, None, None, None, None, NOT_ENGLISH))

@@ -7,7 +7,13 @@ The timestamp is inside the MAC and must be recent, so a captured request cannot
 replayed later; several secrets may be valid at once while one is being rotated, and
 a sender may send several comma-separated signatures for the same reason.
 The body is normalized mention JSON: one object, an array, or JSON lines.
-No Flask here: the view passes the raw body and header values in.
+
+What a webhook says is its own: its mentions are network "webhook" whatever "source" an
+item claims, with external ids namespaced by the source, so a sender can neither put
+posts on a contact's timeline as if X had them, nor claim an (x, id) pair before the
+real post arrives, nor collide with another sender. Only a webhook an admin set to speak
+for one network (x, mastodon or bluesky) stores its mentions under that network, with
+their ids as sent. No Flask here: the view passes the raw body and header values in.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from social.mention import Mention, MentionError, from_json
+from social.mention import TOO_DEEP, Mention, MentionError, from_json
 
 SIGNATURE_HEADER = "X-CRM-Signature"
 TIMESTAMP_HEADER = "X-CRM-Timestamp"
@@ -27,6 +34,9 @@ TOLERANCE = 300
 MAX_BODY = 1_000_000
 MAX_ITEMS = 500
 MAX_REPORTED = 20
+# The networks an admin may let a webhook speak for.
+SPEAKS_FOR = ("x", "mastodon", "bluesky")
+_ID_LIMIT = 512
 
 Secret = bytes | str
 
@@ -102,9 +112,16 @@ def verify(
         raise WebhookError("The signature does not match this source's secret.")
 
 
-def parse(body: bytes) -> list[Mention]:
+def parse(
+    body: bytes, *, namespace: str | None = None, network: str | None = None
+) -> list[Mention]:
     """Mentions from a webhook body: one normalized mention object, a JSON array of
-    them, or one per line. A missing "source" means network "webhook".
+    them, or one per line.
+
+    network is the one network the webhook speaks for (see SPEAKS_FOR): its mentions
+    keep that network and their ids, and an item naming another is refused. Without it
+    every mention is network "webhook" (a "source" the item claims is kept in extra as
+    claimed_source), its external id prefixed with "<namespace>:" (the source's id).
 
     :raise WebhookError: naming each malformed item by its number (from 1); nothing is
         returned then, so the sender can fix and resend the lot (ids make that safe).
@@ -125,7 +142,8 @@ def parse(body: bytes) -> list[Mention]:
     mentions: list[Mention] = []
     for number, item in items:
         try:
-            mentions.append(from_json(item, default_network="webhook"))
+            mention = from_json(item, default_network=network or "webhook")
+            mentions.append(_owned(mention, namespace, network))
         except MentionError as exc:
             problems.append((number, str(exc)))
     if problems:
@@ -137,6 +155,30 @@ def parse(body: bytes) -> list[Mention]:
     return mentions
 
 
+def _owned(mention: Mention, namespace: str | None, network: str | None) -> Mention:
+    """mention in the webhook's own namespace, or in the network it speaks for.
+
+    :raise MentionError: for an item naming another network than the one spoken for, or
+        an id too long once namespaced.
+    """
+    if network:
+        if mention.network != network:
+            raise MentionError(
+                f"source must be {network} (or left out): this webhook is for {network}"
+            )
+        return mention
+    if mention.network != "webhook":
+        mention.extra = {**mention.extra, "claimed_source": mention.network}
+        mention.network = "webhook"
+    if namespace:
+        external_id = f"{namespace}:{mention.external_id}"
+        if len(external_id) > _ID_LIMIT:
+            limit = _ID_LIMIT - len(namespace) - 1
+            raise MentionError(f"external_id is longer than {limit} characters")
+        mention.external_id = external_id
+    return mention
+
+
 def _items(text: str) -> tuple[list[tuple[int, Any]], list[tuple[int, str]], str]:
     """Numbered items and JSON errors, and what the numbers count ("item" or "line"):
     items of one JSON value, or lines when the whole body is not one value."""
@@ -144,6 +186,9 @@ def _items(text: str) -> tuple[list[tuple[int, Any]], list[tuple[int, str]], str
         document = json.loads(text)
     except json.JSONDecodeError:
         pass
+    except RecursionError:
+        if text.lstrip().startswith("["):
+            return (*_array_items(text), "item")
     else:
         if isinstance(document, list):
             return list(enumerate(document, 1)), [], "item"
@@ -157,4 +202,35 @@ def _items(text: str) -> tuple[list[tuple[int, Any]], list[tuple[int, str]], str
             items.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             problems.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+        except RecursionError:
+            problems.append((number, TOO_DEEP))
     return items, problems, "line"
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _array_items(text: str) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
+    """The items of a JSON array read one by one, for an array too deep to read at once:
+    the item nested too deeply is named by its number, and reading stops there (nothing
+    is stored from such a body anyway)."""
+    items: list[tuple[int, Any]] = []
+    position = _SPACE.match(text, text.index("[") + 1).end()
+    if text.startswith("]", position):
+        return items, []
+    for number in range(1, MAX_ITEMS + 2):
+        try:
+            value, position = _DECODER.raw_decode(text, position)
+        except RecursionError:
+            return items, [(number, TOO_DEEP)]
+        except json.JSONDecodeError as exc:
+            return items, [(number, f"not valid JSON ({exc.msg} at column {exc.colno})")]
+        items.append((number, value))
+        position = _SPACE.match(text, position).end()
+        if text.startswith("]", position):
+            return items, []
+        if not text.startswith(",", position):
+            return items, [(number + 1, "not valid JSON (expected , or ] between items)")]
+        position = _SPACE.match(text, position + 1).end()
+    return items, []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,17 @@ from typing import Any
 import requests
 import tweepy
 
-from social.mention import FetchResult, Mention, RateLimited, SourceError, UsageCapped
+from social.mention import (
+    FetchResult,
+    Mention,
+    MentionError,
+    RateLimited,
+    SourceError,
+    UsageCapped,
+    fetched_followers,
+    fetched_time,
+    parse_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +108,10 @@ def _fetch(config: dict[str, Any], cursor: str | None, client: tweepy.Client) ->
         # Older posts than the budget reaches are skipped, not retried: say so.
         log.warning("X source: stopped after %d pages; older posts were not fetched", budget)
 
-    mentions = [_mention(post, users, errors) for post in sorted(posts.values(), key=_id_order)]
+    now = datetime.now(UTC)
+    mentions = [
+        _mention(post, users, errors, now) for post in sorted(posts.values(), key=_id_order)
+    ]
     _log_errors(errors)
     newest = mentions[-1].external_id if mentions else None
     if newest is None or (cursor is not None and int(cursor) >= int(newest)):
@@ -108,14 +120,10 @@ def _fetch(config: dict[str, Any], cursor: str | None, client: tweepy.Client) ->
 
 
 def _token(config: dict[str, Any]) -> str:
-    """The bearer token from config, else from the environment variable it names."""
-    token = config.get("bearer_token")
-    if token:
-        return str(token)
-    env = config.get("token_env") or "X_BEARER_TOKEN"
-    token = os.environ.get(env)
+    """The bearer token the source is given (its own, or the deployment's)."""
+    token = str(config.get("bearer_token") or "").strip()
     if not token:
-        raise SourceError(f"No X bearer token: set {env} in the environment.")
+        raise SourceError("No X bearer token: store one on the source, or set X_BEARER_TOKEN.")
     return token
 
 
@@ -214,20 +222,27 @@ def _id_order(post: dict[str, Any]) -> int:
     return int(post["id"])
 
 
-def _created_at(post: dict[str, Any]) -> datetime:
-    """The post's created_at, else the time inside its snowflake id."""
+def _created_at(post: dict[str, Any], now: datetime) -> datetime:
+    """The post's created_at, else the time inside its snowflake id, else now (the fetch
+    time) when neither is a time that can be stored."""
     value = post.get("created_at")
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
+            return fetched_time(parse_time(value), now)
+        except MentionError:
             pass
-    ms = (int(post["id"]) >> 22) + _SNOWFLAKE_EPOCH_MS
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    try:
+        ms = (int(post["id"]) >> 22) + _SNOWFLAKE_EPOCH_MS
+        return fetched_time(datetime.fromtimestamp(ms / 1000, UTC), now)
+    except (OverflowError, OSError, ValueError):
+        return now
 
 
 def _mention(
-    post: dict[str, Any], users: dict[str, dict[str, Any]], errors: list[dict[str, Any]]
+    post: dict[str, Any],
+    users: dict[str, dict[str, Any]],
+    errors: list[dict[str, Any]],
+    now: datetime,
 ) -> Mention:
     """One X post as a Mention; an author X did not expand keeps its id as handle."""
     post_id = str(post["id"])
@@ -254,7 +269,7 @@ def _mention(
         external_id=post_id,
         author_handle=(username or author_id or "unknown").lower(),
         author_name=user.get("name") or "",
-        author_followers=followers if isinstance(followers, int) else None,
+        author_followers=fetched_followers(followers),
         author_id=author_id,
         text=post.get("text") or "",
         url=(
@@ -262,7 +277,7 @@ def _mention(
             if username
             else f"https://x.com/i/web/status/{post_id}"
         ),
-        created_at=_created_at(post),
+        created_at=_created_at(post, now),
         in_reply_to=str(replied_to) if replied_to else None,
         language=post.get("lang"),
         extra=extra,

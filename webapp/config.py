@@ -15,6 +15,19 @@ def _bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _hosts(name: str, default: str = "") -> frozenset[str]:
+    """A comma-separated list of host names, lower-cased, without trailing dots."""
+    raw = os.environ.get(name)
+    if raw is None:
+        raw = default
+    return frozenset(h.strip().rstrip(".").lower() for h in raw.split(",") if h.strip())
+
+
+def _secret(name: str) -> str | None:
+    """An environment credential, None when unset or blank."""
+    return (os.environ.get(name) or "").strip() or None
+
+
 def database_url(raw: str | None, instance_path: str) -> str:
     """Return the SQLAlchemy URL for DATABASE_URL, or the SQLite file under instance/."""
     if not raw:
@@ -78,4 +91,15 @@ def from_environment(instance_path: str) -> dict:
         ],
         "COMPRESS_MIN_SIZE": 500,
         "COMPRESS_BR_LEVEL": 5,
+        # Lets connectors reach servers on internal addresses (tests, local development);
+        # CRM_RSS_ALLOW_PRIVATE=1 is its older name, kept working.
+        "OUTBOUND_ALLOW_PRIVATE": _bool("OUTBOUND_ALLOW_PRIVATE", False)
+        or os.environ.get("CRM_RSS_ALLOW_PRIVATE") == "1",
+        # Deployment-wide credentials for sources that store none of their own, and the
+        # hosts each may be sent to.
+        "X_BEARER_TOKEN": _secret("X_BEARER_TOKEN"),
+        "MASTODON_ACCESS_TOKEN": _secret("MASTODON_ACCESS_TOKEN"),
+        "MASTODON_TOKEN_HOSTS": _hosts("MASTODON_TOKEN_HOSTS"),
+        "BLUESKY_APP_PASSWORD": _secret("BLUESKY_APP_PASSWORD"),
+        "BLUESKY_PASSWORD_HOSTS": _hosts("BLUESKY_PASSWORD_HOSTS", "bsky.social"),
     }

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import os
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -64,16 +63,23 @@ def _poll_lock(source_id: int) -> str:
     return f"crm:poll:{source_id}"
 
 
-def _fetcher(kind: str, connection: Redis) -> Callable[[dict[str, Any], str | None], FetchResult]:
-    """The connector's fetch for a source kind (imported on first use)."""
+# Connectors that fetch from servers an admin names, through the outbound guard.
+_GUARDED = frozenset({"rss", "mastodon", "bluesky"})
+
+
+def _fetcher(
+    kind: str, connection: Redis, allow_private: bool = False
+) -> Callable[[dict[str, Any], str | None], FetchResult]:
+    """The connector's fetch for a source kind (imported on first use). allow_private
+    (the OUTBOUND_ALLOW_PRIVATE setting: tests and local development only) lets it reach
+    servers on internal addresses."""
     fetch = importlib.import_module(f"social.{kind}").fetch
+    options: dict[str, Any] = {}
+    if kind in _GUARDED:
+        options["allow_private"] = allow_private
     if kind == "bluesky":
-        return functools.partial(fetch, sessions=queues.RedisMapping(connection, BLUESKY_SESSIONS))
-    if kind == "rss" and os.environ.get("CRM_RSS_ALLOW_PRIVATE") == "1":
-        # Only for tests and local development: lets a feed on 127.0.0.1 through the
-        # guard against requests to internal addresses.
-        return functools.partial(fetch, allow_private=True)
-    return fetch
+        options["sessions"] = queues.RedisMapping(connection, BLUESKY_SESSIONS)
+    return functools.partial(fetch, **options) if options else fetch
 
 
 def enqueue_poll(source_id: int, connection: Redis) -> Job | None:
@@ -104,7 +110,10 @@ def poll_source(source_id: int) -> dict[str, int] | None:
         source = db.session.get(Source, source_id)
         if source is None or not source.enabled:
             return None
-        outcome = sources.poll(db.session, source, _fetcher(source.kind, connection))
+        settings = current_app.config
+        fetch = _fetcher(source.kind, connection, bool(settings.get("OUTBOUND_ALLOW_PRIVATE")))
+        credentials = sources.Credentials.from_settings(settings)
+        outcome = sources.poll(db.session, source, fetch, credentials=credentials)
         db.session.commit()
         return (outcome or mentions.IngestResult([], 0, 0)).counts()
     except BaseException:

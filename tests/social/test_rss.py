@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from social import rss, sentiment
+from social import net, rss, sentiment
 from social.mention import SourceError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -240,8 +240,8 @@ def test_redirects_are_followed_up_to_five(server) -> None:
 def test_redirect_to_loopback_is_refused(server, monkeypatch, target) -> None:
     # The test server itself lives on 127.0.0.1, so only that one address is let through;
     # the redirect's target is judged by the real rule.
-    real = rss.is_forbidden
-    monkeypatch.setattr(rss, "is_forbidden", lambda ip: str(ip) != "127.0.0.1" and real(ip))
+    real = net.is_forbidden
+    monkeypatch.setattr(net, "is_forbidden", lambda ip: str(ip) != "127.0.0.1" and real(ip))
     server.routes["/moved"] = _redirect(target.format(port=server.port))
     with pytest.raises(SourceError, match="internal address"):
         rss.fetch({"url": f"{server.base}/moved"}, None)
@@ -305,7 +305,7 @@ def test_names_resolving_inside_are_refused(monkeypatch, loopback_only) -> None:
             for a in answers[host]
         ]
 
-    monkeypatch.setattr(rss.socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(net.socket, "getaddrinfo", fake_getaddrinfo)
     for host in answers:
         with pytest.raises(SourceError, match="internal address"):
             rss.fetch({"url": f"https://{host}/feed"}, None)
@@ -324,7 +324,7 @@ def test_connects_to_the_checked_address_with_the_right_host(server, monkeypatch
         lookups.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
-    monkeypatch.setattr(rss.socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(net.socket, "getaddrinfo", fake_getaddrinfo)
     url = f"http://feeds.example.test:{server.port}/atom.xml"
     result = rss.fetch({"url": url}, None, allow_private=True)
     assert len(result.mentions) == 2
@@ -436,12 +436,12 @@ def test_http_errors_and_timeouts(server) -> None:
     ],
 )
 def test_forbidden_addresses(address: str) -> None:
-    assert rss.is_forbidden(ipaddress.ip_address(address))
+    assert net.is_forbidden(ipaddress.ip_address(address))
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
 def test_public_addresses(address: str) -> None:
-    assert not rss.is_forbidden(ipaddress.ip_address(address))
+    assert not net.is_forbidden(ipaddress.ip_address(address))
 
 
 def test_html_to_text() -> None:
@@ -453,3 +453,39 @@ def test_html_to_text() -> None:
     assert rss.html_to_text(html) == (
         "Fast & friendly <3\n\none\ntwo bold\n\nI <3 it\nnext line a chart"
     )
+
+
+CATEGORY_FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Shop {cat}</title>
+<link>https://shop.example/</link><description>Reviews</description>
+<item><title>{text}</title><guid>42</guid><pubDate>Mon, 11 Mar 2024 10:00:00 GMT</pubDate></item>
+<item><title>Linked {cat}</title><link>/reviews/{cat}</link></item>
+</channel></rss>"""
+
+
+def test_two_feeds_at_one_path_keep_their_entries_apart(server) -> None:
+    """feedparser would resolve the plain guid "42" against each feed's URL, dropping the
+    query, so the two feeds' posts would share one id and the second would be lost."""
+    for cat, text in (("1", "Grinder is great"), ("2", "Kettle leaks")):
+        body = CATEGORY_FEED.format(cat=cat, text=text).encode()
+        server.routes[f"/feed?cat={cat}"] = _static(body, "application/rss+xml")
+    first = rss.fetch({"url": f"{server.base}/feed?cat=1"}, None, allow_private=True)
+    second = rss.fetch({"url": f"{server.base}/feed?cat=2"}, None, allow_private=True)
+    one, two = first.mentions[0], second.mentions[0]
+    assert (one.text, two.text) == ("Grinder is great", "Kettle leaks")
+    assert one.external_id == f"{server.base}/feed?cat=1#42"
+    assert two.external_id == f"{server.base}/feed?cat=2#42"
+    # The guid is a permalink all the same: the post's address is the resolved guid.
+    assert one.url == two.url == f"{server.base}/42"
+    # A link without a guid names the post itself, resolved as before.
+    assert first.mentions[1].external_id == f"{server.base}/reviews/1"
+
+
+def test_entries_seen_under_their_earlier_ids_are_not_new_again(server) -> None:
+    server.routes["/feed?cat=1"] = _static(
+        CATEGORY_FEED.format(cat="1", text="Grinder is great").encode(), "application/rss+xml"
+    )
+    url = f"{server.base}/feed?cat=1"
+    earlier = json.dumps({"seen": [f"{server.base}/42", f"{server.base}/reviews/1"]})
+    result = rss.fetch({"url": url}, earlier, allow_private=True)
+    assert result.mentions == []
+    assert json.loads(result.cursor)["seen"][:2] == [f"{url}#42", f"{server.base}/reviews/1"]

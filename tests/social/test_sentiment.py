@@ -211,3 +211,11 @@ def test_batch_shape() -> None:
     with pytest.raises(ValueError, match="same length"):
         sentiment.score(["a", "b"], ["en"])
     assert sentiment.analyzer() is sentiment.analyzer()
+
+
+def test_no_text_is_unscored_not_neutral():
+    assert sentiment.score(["", " \n", "ok"]) == [
+        sentiment.Score(None, None, None, None, None, "no_text"),
+        sentiment.Score(None, None, None, None, None, "no_text"),
+        sentiment.score(["ok"])[0],
+    ]

@@ -108,11 +108,38 @@ def test_an_empty_secret_verifies_nothing(secret):
 
 def test_parse_json_lines_fixture():
     mentions = parse(BODY)
-    assert [m.network for m in mentions] == ["webhook", "x", "webhook"]
+    # A webhook's mentions are its own, whatever network an item claims.
+    assert [m.network for m in mentions] == ["webhook", "webhook", "webhook"]
     assert mentions[0].external_id == "zap-1001"
     assert mentions[0].extra == {"ticket": 1001}
+    assert mentions[1].extra == {"claimed_source": "x"}
     assert mentions[1].author_followers == 5120
     assert mentions[2].language == "es"
+
+
+def test_ids_are_namespaced_by_the_source():
+    mentions = parse(BODY, namespace="17")
+    assert [m.external_id for m in mentions][:2] == ["17:zap-1001", "17:1786123456789012345"]
+    too_long = json.dumps({**json.loads(BODY.splitlines()[0]), "external_id": "z" * 510})
+    with pytest.raises(WebhookError, match="item 1: external_id is longer than 509 characters"):
+        parse(too_long.encode(), namespace="17")
+
+
+def test_a_webhook_speaking_for_a_network_keeps_its_network_and_ids():
+    lines = BODY.decode().splitlines()
+    x_only = "\n".join([lines[2], lines[2].replace("1786", "1787")])
+    mentions = parse(x_only.encode(), namespace="17", network="x")
+    assert [m.network for m in mentions] == ["x", "x"]
+    assert mentions[0].external_id == "1786123456789012345"
+    with pytest.raises(WebhookError, match="item 1: source must be x") as caught:
+        parse(
+            lines[0].replace('"external_id"', '"source": "mastodon", "external_id"').encode(),
+            network="x",
+        )
+    assert [n for n, _ in caught.value.problems] == [1]
+    # An item that names no network is the spoken-for network's.
+    [plain] = parse(lines[0].encode(), network="bluesky")
+    assert (plain.network, plain.external_id) == ("bluesky", "zap-1001")
 
 
 def test_parse_one_object_and_an_array():

@@ -288,7 +288,7 @@ def test_network_failure(client) -> None:
         x.fetch(CONFIG, None, client=client)
 
 
-def test_builds_its_own_client_from_the_environment(fake_x, monkeypatch, recorded) -> None:
+def test_builds_its_own_client_with_the_token_it_is_given(fake_x, monkeypatch, recorded) -> None:
     state, port = fake_x
     state.respond = lambda path, query: (200, {}, {"meta": {"result_count": 0}})
     made: list[dict[str, Any]] = []
@@ -298,14 +298,13 @@ def test_builds_its_own_client_from_the_environment(fake_x, monkeypatch, recorde
         return _local_client(port, **kwargs)
 
     monkeypatch.setattr(x.tweepy, "Client", local_client)
-    monkeypatch.setenv("ACME_X_TOKEN", TOKEN)
-    x.fetch({"mode": "mentions", "user_id": "783214", "token_env": "ACME_X_TOKEN"}, None)
+    monkeypatch.setenv("X_BEARER_TOKEN", "never-read-from-here")
+    x.fetch({"mode": "mentions", "user_id": "783214", "bearer_token": TOKEN}, None)
     assert made == [{"bearer_token": TOKEN, "wait_on_rate_limit": False}]
     assert state.requests[0]["headers"]["Authorization"] == f"Bearer {TOKEN}"
 
-    monkeypatch.delenv("ACME_X_TOKEN")
-    with pytest.raises(SourceError, match="set ACME_X_TOKEN"):
-        x.fetch({"mode": "mentions", "user_id": "783214", "token_env": "ACME_X_TOKEN"}, None)
+    with pytest.raises(SourceError, match="set X_BEARER_TOKEN"):
+        x.fetch({"mode": "mentions", "user_id": "783214"}, None)
 
 
 @pytest.mark.parametrize(

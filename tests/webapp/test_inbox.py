@@ -272,7 +272,7 @@ def test_webhook_stores_signed_mentions_once(app, client):
     r = client.post(url, data=body, headers=_signed("s3cret-value", body))
     assert r.get_json() == {"stored": 0, "duplicates": 2}
     with app.app_context():
-        stored = db.session.scalar(select(Mention).where(Mention.external_id == "w1"))
+        stored = db.session.scalar(select(Mention).where(Mention.external_id == f"{src.id}:w1"))
         assert stored.network == "webhook" and stored.extra == {"campaign": "winter"}
 
 

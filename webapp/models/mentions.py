@@ -10,7 +10,7 @@ from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
 LABELS = ("positive", "neutral", "negative")
-SENTIMENT_STATUSES = ("scored", "truncated", "not_english")
+SENTIMENT_STATUSES = ("scored", "truncated", "not_english", "no_text")
 
 
 class Mention(db.Model):

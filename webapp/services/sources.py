@@ -4,7 +4,8 @@ recording what one poll brought (mentions and cursor together)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from social.mention import FetchResult, RateLimited, SourceError, UsageCapped
+from social.webhook import SPEAKS_FOR
 from webapp.models import SOURCE_KINDS, Source, User
 from webapp.models.base import utcnow
 from webapp.services import mentions
@@ -51,7 +53,12 @@ FIELDS = (
     "monthly_cap_usd",
     "secret",
     "batch",
+    "network",
 )
+# The networks a webhook may be set to speak for (see social.webhook), with their names.
+WEBHOOK_NETWORKS = {
+    n: {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}[n] for n in SPEAKS_FOR
+}
 
 
 def _month(now: datetime) -> str:
@@ -141,10 +148,16 @@ def _clean(data: dict[str, Any], kind: str, editing: bool) -> tuple[dict, dict[s
             config["service"] = _url(service, errors, "service")
     elif kind == "rss":
         config["url"] = _url(need("url", "Enter the feed's address.", 2000), errors, "url")
+    elif kind == "webhook":
+        network = (data.get("network") or "").strip()
+        if network in WEBHOOK_NETWORKS:
+            config["network"] = network
+        elif network not in ("", "webhook"):
+            errors["network"] = "Choose one of the networks listed, or the webhook's own."
     elif kind == "demo":
         config["batch"] = 3
     if kind in SECRET_FIELD:
-        # Left empty, the connector reads its credential from the environment.
+        # Left empty, the deployment's credential is used where its setting allows.
         secret = (data.get("secret") or "").strip()
         if secret:
             out["secret"] = secret
@@ -243,12 +256,94 @@ def due_sources(session: Session, now: datetime) -> list[Source]:
     ]
 
 
-def connector_config(source: Source) -> dict[str, Any]:
-    """The connector's settings with the stored secret filled in (never shown or logged)."""
+def webhook_network(source: Source) -> str | None:
+    """The network a webhook source speaks for, or None when its mentions are its own."""
+    network = (source.config or {}).get("network")
+    return network if network in WEBHOOK_NETWORKS else None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Deployment-wide credentials for sources that store none of their own, and the
+    hosts each may be sent to (from the app's settings)."""
+
+    x_bearer_token: str | None = None
+    mastodon_token: str | None = None
+    mastodon_hosts: frozenset[str] = field(default_factory=frozenset)
+    bluesky_password: str | None = None
+    bluesky_hosts: frozenset[str] = frozenset({"bsky.social"})
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Credentials:
+        """The credentials named in the app's config (see webapp/config.py)."""
+        return cls(
+            x_bearer_token=settings.get("X_BEARER_TOKEN"),
+            mastodon_token=settings.get("MASTODON_ACCESS_TOKEN"),
+            mastodon_hosts=frozenset(settings.get("MASTODON_TOKEN_HOSTS") or ()),
+            bluesky_password=settings.get("BLUESKY_APP_PASSWORD"),
+            bluesky_hosts=frozenset(settings.get("BLUESKY_PASSWORD_HOSTS") or ()),
+        )
+
+
+def _host(url: str | None) -> str:
+    """The host name of url as the *_HOSTS settings list them: lower case, no dot at the end."""
+    raw = (url or "").strip()
+    if raw and "://" not in raw:
+        raw = f"https://{raw}"
+    return (urlsplit(raw).hostname or "").rstrip(".").lower()
+
+
+def _deployment_secret(
+    secret: str | None, host: str, allowed: frozenset[str], names: tuple[str, str]
+) -> str | None:
+    """secret, if it may be sent to host. :raise SourceError: naming the setting when not."""
+    if not secret:
+        return None
+    if host not in allowed:
+        variable, setting = names
+        raise SourceError(
+            f"{variable} is only sent to the hosts listed in {setting}, and {host or 'this host'}"
+            f" is not one: add it to {setting}, or store this source's own credential."
+        )
+    return secret
+
+
+def connector_config(source: Source, credentials: Credentials | None = None) -> dict[str, Any]:
+    """The connector's settings with its credential filled in (never shown or logged): the
+    source's stored secret, else the deployment's, where the source's host may have it.
+
+    :raise SourceError: when the deployment's credential would go to a host its setting
+        does not list.
+    """
     config = dict(source.config)
-    field = SECRET_FIELD.get(source.kind)
-    if field and source.secret:
-        config[field] = source.secret
+    config.pop("token_env", None)
+    config.pop("password_env", None)
+    field_name = SECRET_FIELD.get(source.kind)
+    if field_name and source.secret:
+        config[field_name] = source.secret
+        return config
+    credentials = credentials or Credentials()
+    secret = None
+    if source.kind == "x":
+        # X has one API host, fixed in the connector: the token goes nowhere else.
+        secret = credentials.x_bearer_token
+    elif source.kind == "mastodon" and config.get("mode", "mentions") == "mentions":
+        # Hashtag timelines are public: no deployment token for them.
+        secret = _deployment_secret(
+            credentials.mastodon_token,
+            _host(config.get("instance")),
+            credentials.mastodon_hosts,
+            ("MASTODON_ACCESS_TOKEN", "MASTODON_TOKEN_HOSTS"),
+        )
+    elif source.kind == "bluesky" and config.get("handle"):
+        secret = _deployment_secret(
+            credentials.bluesky_password,
+            _host(config.get("service") or "https://bsky.social"),
+            credentials.bluesky_hosts,
+            ("BLUESKY_APP_PASSWORD", "BLUESKY_PASSWORD_HOSTS"),
+        )
+    if field_name and secret:
+        config[field_name] = secret
     return config
 
 
@@ -257,11 +352,13 @@ def poll(
     source: Source,
     fetch: Callable[[dict[str, Any], str | None], FetchResult],
     now: datetime | None = None,
+    credentials: Credentials | None = None,
 ) -> mentions.IngestResult | None:
     """Run one poll: fetch, store the new mentions and advance the cursor together.
 
     Failures are recorded on the source in words; a rate limit sets retry_after, a usage
-    cap marks the source capped. The caller commits.
+    cap marks the source capped. credentials are the deployment's (see connector_config).
+    The caller commits.
     """
     now = now or utcnow()
     source.last_polled_at = now
@@ -273,7 +370,7 @@ def poll(
         source.last_error_at = now
         return None
     try:
-        result = fetch(connector_config(source), source.cursor)
+        result = fetch(connector_config(source, credentials), source.cursor)
     except RateLimited as exc:
         source.retry_after = exc.retry_at
         source.last_error = (

@@ -11,7 +11,7 @@ from social.mention import MentionError
 from webapp.extensions import csrf, db
 from webapp.inputs import read_body
 from webapp.models import Source
-from webapp.services import mentions
+from webapp.services import mentions, sources
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -39,7 +39,9 @@ def webhook(source_id: int):
     except signed.WebhookError as exc:
         return jsonify(error=str(exc)), 401
     try:
-        parsed = signed.parse(body)
+        parsed = signed.parse(
+            body, namespace=str(source.id), network=sources.webhook_network(source)
+        )
     except (signed.WebhookError, MentionError) as exc:
         return jsonify(error=str(exc)), 422
     outcome = mentions.ingest(db.session, parsed, source)
