@@ -108,16 +108,19 @@ def worker(burst: bool, queues: tuple[str, ...]) -> None:
 
     import workers.jobs  # noqa: F401 - imported once here, not in every work-horse
     from workers.queues import QUEUES, connect
-    from workers.worker import Worker
+    from workers.worker import Worker, WorkerSettingError
 
-    connection = connect(current_app.config["REDIS_URL"])
+    try:
+        worker = Worker(list(queues or QUEUES), connection=connect(current_app.config["REDIS_URL"]))
+    except WorkerSettingError as exc:
+        raise click.ClickException(str(exc)) from None
     # Configure mappers once here, before forking, rather than in every work-horse;
     # and give each forked work-horse fresh database connections of its own.
     configure_mappers()
     engine = db.engine
     engine.dispose()
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    Worker(list(queues or QUEUES), connection=connection).work(burst=burst, with_scheduler=True)
+    worker.work(burst=burst, with_scheduler=True)
 
 
 @click.command("scheduler")
