@@ -271,7 +271,8 @@ def test_a_worker_killed_mid_batch_has_it_run_again_by_the_next_worker(
     """Kill a worker with its whole process group while its in-place batch waits for the
     database: nothing of it is stored, its heartbeat lapses within seconds, the next
     worker's maintenance finds the batch abandoned and runs it again, and every mention
-    is stored once."""
+    is stored once. Meanwhile the waiting import names the batch and the worker that has
+    it, then says that no worker is left."""
     contact = make_contact(make_user("rep"), name="Killed Fan", handle_x="killedfan")
     mentions = [_mention(n) for n in range(1, 6)]
     mentions[2] = _mention(3, "killedfan", source="x")
@@ -285,7 +286,7 @@ def test_a_worker_killed_mid_batch_has_it_run_again_by_the_next_worker(
     try:
         with _WriteLock(app.config["SQLALCHEMY_DATABASE_URI"]) as lock:
             _wait_for(lambda: queues.has_worker(redis, queue_name), "the first worker")
-            args = ("--batch", "3", "--queue", queue_name)
+            args = ("--batch", "3", "--queue", queue_name, "--progress", "0.5")
             cli = _crm(env, cli_log, "mentions", "import", str(path), *args)
             _wait_for(lambda: _started_job(registry), "the first batch to start")
             started = time.monotonic()
@@ -303,6 +304,17 @@ def test_a_worker_killed_mid_batch_has_it_run_again_by_the_next_worker(
         with app.app_context():
             assert _count() == 0
 
+        # No worker now: the import says which batch its dead worker had, and that no
+        # worker is left; the batch is still marked started.
+        _wait_for(lambda: "any more" in _output(cli_log), "the import to miss the worker")
+        err = cli_log.with_suffix(".err").read_text()
+        assert f"{NO_WORKER} {queue_name!r} any more" in err
+        alive = f"lines 1-3: being stored by worker {killed} (pid {first.pid} on "
+        assert alive in err[: err.index("which is gone")], err
+        report = err[err.rindex("Waiting for the workers") :]
+        assert report.startswith("Waiting for the workers: 0 of 2 batches done."), err
+        assert f"lines 1-3: started by worker {killed}, which is gone" in report, err
+        assert "queued: lines 4-5" in report, err
         assert cli.poll() is None, _output(cli_log)
         assert job.get_status() == "started"
 
