@@ -21,6 +21,7 @@ from webapp.extensions import db
 
 if TYPE_CHECKING:
     from social.mention import Mention
+    from workers.queues import JobState
 
 
 def _create_app():
@@ -108,16 +109,19 @@ def worker(burst: bool, queues: tuple[str, ...]) -> None:
 
     import workers.jobs  # noqa: F401 - imported once here, not in every work-horse
     from workers.queues import QUEUES, connect
-    from workers.worker import Worker
+    from workers.worker import Worker, WorkerSettingError
 
-    connection = connect(current_app.config["REDIS_URL"])
+    try:
+        worker = Worker(list(queues or QUEUES), connection=connect(current_app.config["REDIS_URL"]))
+    except WorkerSettingError as exc:
+        raise click.ClickException(str(exc)) from None
     # Configure mappers once here, before forking, rather than in every work-horse;
     # and give each forked work-horse fresh database connections of its own.
     configure_mappers()
     engine = db.engine
     engine.dispose()
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    Worker(list(queues or QUEUES), connection=connection).work(burst=burst, with_scheduler=True)
+    worker.work(burst=burst, with_scheduler=True)
 
 
 @click.command("scheduler")
@@ -184,8 +188,16 @@ def mentions_group() -> None:
     help="Hand the batches to the workers on this queue (e.g. default) and wait for them,"
     " instead of storing them from this process.",
 )
+@click.option(
+    "--progress",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="With --queue: how often to say, while waiting, what the batches wait for.",
+)
 @with_appcontext
-def import_mentions(path: str, batch: int, queue_name: str | None) -> None:
+def import_mentions(path: str, batch: int, queue_name: str | None, progress: float) -> None:
     """Read normalized mentions, one JSON object per line, through the ingest pipeline.
 
     Reports how many were stored, already there (duplicates) and rejected, with the
@@ -196,7 +208,7 @@ def import_mentions(path: str, batch: int, queue_name: str | None) -> None:
     totals = {"stored": 0, "duplicates": 0, "attached": 0}
     rejected: list[tuple[int, str]] = []
     if queue_name:
-        store: _Store = _QueuedStore(queue_name, totals)
+        store: _Store = _QueuedStore(queue_name, totals, progress)
     else:
         store = _LocalStore(totals)
     with click.open_file(path, encoding="utf-8-sig") as handle:
@@ -270,13 +282,15 @@ class _LocalStore(_Store):
 
 class _QueuedStore(_Store):
     """Queues each batch (the lines as they are, checked here) for the workers on a
-    queue, then waits until every batch is stored or has failed for good."""
+    queue, then waits until every batch is stored or has failed for good, saying every
+    so often what it waits for."""
 
-    def __init__(self, queue_name: str, totals: dict[str, int]):
+    def __init__(self, queue_name: str, totals: dict[str, int], progress: float = 10.0):
         from workers.queues import connect
 
         super().__init__(totals)
         self.queue_name = queue_name
+        self.progress = progress
         self.connection = connect(current_app.config["REDIS_URL"])
         self.lines: list[str] = []
         self.first_line = self.last_line = 0
@@ -310,11 +324,8 @@ class _QueuedStore(_Store):
         waiting = dict(self.jobs)
         failures = []
         if waiting and not has_worker(self.connection, self.queue_name):
-            click.echo(
-                f"No worker is taking jobs from the queue {self.queue_name!r} yet;"
-                f" the batches wait for one (`crm worker {self.queue_name}`).",
-                err=True,
-            )
+            click.echo(self._no_worker("yet"), err=True)
+        next_report = time.monotonic() + self.progress
         while waiting:
             for job_id, end in ended_jobs(self.connection, list(waiting)).items():
                 lines = waiting.pop(job_id)
@@ -322,9 +333,69 @@ class _QueuedStore(_Store):
                     self.count(end.result)
                 else:
                     failures.append(f"{lines} not stored: {end.error}")
+            if waiting and time.monotonic() >= next_report:
+                self.report(waiting)
+                next_report = time.monotonic() + self.progress
             if waiting:
                 time.sleep(0.2)
         return failures
+
+    def report(self, waiting: dict[str, str]) -> None:
+        """Say (on stderr) how many batches are done and what each other one waits for."""
+        from workers.queues import has_worker, job_states
+
+        states = job_states(self.connection, self.queue_name, list(waiting))
+        done = len(self.jobs) - len(waiting)
+        lines = [f"Waiting for the workers: {done} of {len(self.jobs)} batches done."]
+        queued = []
+        for job_id, batch in waiting.items():
+            state = states.get(job_id)
+            if state is None:
+                continue  # gone from Redis: reported as not stored when the wait ends
+            if state.status == "queued":
+                queued.append(batch)
+            elif state.status == "started":
+                lines.append(f"  {batch}: {self._started(state)}")
+            elif state.status == "scheduled" and state.queued_at:
+                at = state.queued_at.astimezone().strftime("%H:%M:%S")
+                lines.append(f"  {batch}: to be run again at {at}")
+            else:
+                lines.append(f"  {batch}: {state.status}")
+        if queued:
+            shown = ", ".join(queued[:3])
+            more = f" and {len(queued) - 3} more" if len(queued) > 3 else ""
+            lines.append(f"  queued: {shown}{more}")
+        if not has_worker(self.connection, self.queue_name):
+            lines.append(self._no_worker("any more"))
+        click.echo("\n".join(lines), err=True)
+
+    @staticmethod
+    def _started(state: JobState) -> str:
+        """Who has a started batch, and whether it still beats."""
+        from datetime import UTC, datetime
+
+        if not state.worker_name:
+            return "starting"
+        since = ""
+        if state.last_heartbeat:
+            seconds = max(0, round((datetime.now(UTC) - state.last_heartbeat).total_seconds()))
+            since = f"last heartbeat {seconds} s ago"
+        if state.worker is None:
+            return (
+                f"started by worker {state.worker_name}, which is gone ({since or 'no heartbeat'});"
+                " it runs again once a worker finds it abandoned"
+            )
+        where = f"pid {state.worker.pid} on {state.worker.hostname}"
+        return (
+            f"being stored by worker {state.worker_name} ({where}), {since or 'no heartbeat yet'}"
+        )
+
+    def _no_worker(self, when: str) -> str:
+        """That no worker takes jobs from the queue (yet, or any more)."""
+        return (
+            f"No worker is taking jobs from the queue {self.queue_name!r} {when};"
+            f" the batches wait for one (`crm worker {self.queue_name}`)."
+        )
 
 
 def init_app(app: Flask) -> None:

@@ -134,7 +134,9 @@ def dispatch_polls() -> int:
 
 INGEST_TIMEOUT = 300
 # A batch may be run again (a worker killed mid-batch): ingest stores each mention once.
-INGEST_RETRY = Retry(max=2, interval=[10, 60])
+# The first time at once: a retry with an interval waits for RQ's scheduler, and that
+# may have died with the worker, its lock held for a minute more.
+INGEST_RETRY = Retry(max=2, interval=[0, 60])
 # A batch's mentions wait in Redis under a key of their own, and the job carries only the
 # key: RQ compresses a job's arguments when it is queued and again each time it records
 # the job's progress, which for a thousand mentions cost more than storing them.

@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,11 @@ def keep_blob(connection: Redis, key: str, ttl: int) -> None:
 
 
 def has_worker(connection: Redis, queue_name: str) -> bool:
-    """Whether a worker is taking jobs from the queue."""
+    """Whether a worker is taking jobs from the queue: a live one, whose key has not
+    expired (a killed worker stays registered until another one's maintenance)."""
     from rq import Worker
 
-    return bool(Worker.count(queue=Queue(queue_name, connection=connection)))
+    return bool(Worker.all(queue=Queue(queue_name, connection=connection)))
 
 
 @dataclass
@@ -120,6 +122,61 @@ def ended_jobs(connection: Redis, job_ids: list[str]) -> dict[str, JobEnd]:
             lines = (latest.exc_string or "").strip().splitlines() if latest else []
             ended[job_id] = JobEnd(error=lines[-1] if lines else str(status))
     return ended
+
+
+@dataclass
+class WorkerInfo:
+    """A live worker, as a person would find it: its name, process id and host."""
+
+    name: str
+    pid: int | None
+    hostname: str | None
+
+
+@dataclass
+class JobState:
+    """Where a job that has not ended stands: its RQ status; once started, the worker
+    that has it (None if that worker's key has expired: it is gone) and the job's last
+    heartbeat; once scheduled, when it is queued again."""
+
+    status: str
+    worker_name: str | None = None
+    worker: WorkerInfo | None = None
+    last_heartbeat: datetime | None = None
+    queued_at: datetime | None = None
+
+
+def job_states(connection: Redis, queue_name: str, job_ids: list[str]) -> dict[str, JobState]:
+    """The state of each job among job_ids that is still in Redis."""
+    from rq import Worker
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+    from rq.registry import ScheduledJobRegistry
+
+    scheduled = ScheduledJobRegistry(queue_name, connection=connection)
+    states = {}
+    workers: dict[str, WorkerInfo | None] = {}
+    for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=connection), strict=True):
+        if job is None:
+            continue
+        status = job.get_status(refresh=False)
+        state = JobState(status=getattr(status, "value", str(status)))
+        if state.status == JobStatus.STARTED and job.worker_name:
+            state.worker_name = job.worker_name
+            state.last_heartbeat = job.last_heartbeat
+            if job.worker_name not in workers:
+                found = Worker.find_by_key(
+                    Worker.redis_worker_namespace_prefix + job.worker_name, connection=connection
+                )
+                workers[job.worker_name] = found and WorkerInfo(
+                    found.name, found.pid, found.hostname
+                )
+            state.worker = workers[job.worker_name]
+        elif state.status == JobStatus.SCHEDULED:
+            with contextlib.suppress(NoSuchJobError):
+                state.queued_at = scheduled.get_scheduled_time(job_id)
+        states[job_id] = state
+    return states
 
 
 class EmbeddedRedis:

@@ -1,5 +1,6 @@
 """Batches of mentions stored by workers: `crm mentions import --queue` end to end, a
-worker killed in the middle of an in-place ingest, a batch run twice, a bad batch.
+worker killed in the middle of an in-place ingest and its batch run again by the next
+worker, a long batch that keeps its heartbeat, a batch run twice, a bad batch.
 
 Real Redis, real database, real `crm worker` processes."""
 
@@ -15,12 +16,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from rq import Queue
+from rq import Queue, Worker
+from rq.job import Job
 from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
@@ -67,11 +68,17 @@ def _env(app, redis_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _crm(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
-    """Start `crm ARGS` (stdout to log, stderr to log.err)."""
+def _crm(env: dict[str, str], log: Path, *args: str, new_session: bool = False) -> subprocess.Popen:
+    """Start `crm ARGS` (stdout to log, stderr to log.err), in a process group of its
+    own if new_session."""
     with log.open("w") as out, log.with_suffix(".err").open("w") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "webapp.cli", *args], env=env, cwd=ROOT, stdout=out, stderr=err
+            [sys.executable, "-m", "webapp.cli", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=err,
+            start_new_session=new_session,
         )
 
 
@@ -247,82 +254,187 @@ class _WriteLock:
         self.release()
 
 
-def test_a_worker_killed_mid_ingest_leaves_every_mention_stored_once(
+# Short heartbeats and maintenance, so that a dead worker's batch is found within seconds.
+FAST = {"CRM_WORKER_HEARTBEAT_SECONDS": "0.5", "CRM_WORKER_MAINTENANCE_SECONDS": "1"}
+
+
+def _started_job(registry: StartedJobRegistry) -> Job | None:
+    """The job a worker has started on the registry's queue (read without RQ's cleanup,
+    which is the workers' to run)."""
+    ids = registry.get_job_ids(cleanup=False)
+    return Job.fetch(ids[0], connection=registry.connection) if ids else None
+
+
+def test_a_worker_killed_mid_batch_has_it_run_again_by_the_next_worker(
     app, redis, redis_url, queue_name, tmp_path, make_user, make_contact
 ):
-    """SIGKILL the worker itself (an in-place job has no work-horse) while its batch
-    waits for the database: nothing is stored, and once RQ's maintenance has found the
-    abandoned job, its retry stores every mention exactly once."""
+    """Kill a worker with its whole process group while its in-place batch waits for the
+    database: nothing of it is stored, its heartbeat lapses within seconds, the next
+    worker's maintenance finds the batch abandoned and runs it again, and every mention
+    is stored once. Meanwhile the waiting import names the batch and the worker that has
+    it, then says that no worker is left."""
     contact = make_contact(make_user("rep"), name="Killed Fan", handle_x="killedfan")
-    batch = [_mention(n) for n in range(1, 6)]
-    batch[2] = _mention(3, "killedfan", source="x")
-    env = _env(app, redis_url, tmp_path)
-    job = jobs.enqueue_ingest(
-        batch, connection=redis, queue_name=queue_name, default_network="import"
-    )
-    key = jobs.BATCH_KEY.format(job.id)
+    mentions = [_mention(n) for n in range(1, 6)]
+    mentions[2] = _mention(3, "killedfan", source="x")
+    path = tmp_path / "mentions.jsonl"
+    path.write_text("".join(json.dumps(m) + "\n" for m in mentions))
+    env = {**_env(app, redis_url, tmp_path), **FAST}
     registry = StartedJobRegistry(queue_name, connection=redis)
-    worker = None
-    with _WriteLock(app.config["SQLALCHEMY_DATABASE_URI"]) as lock:
-        try:
-            worker = _crm(env, tmp_path / "killed.log", "worker", "--burst", queue_name)
-            _wait_for(lambda: job.get_status() == "started", "the job to start")
+    cli_log = tmp_path / "import.log"
+    first = _crm(env, tmp_path / "first.log", "worker", queue_name, new_session=True)
+    cli = second = None
+    try:
+        with _WriteLock(app.config["SQLALCHEMY_DATABASE_URI"]) as lock:
+            _wait_for(lambda: queues.has_worker(redis, queue_name), "the first worker")
+            args = ("--batch", "3", "--queue", queue_name, "--progress", "0.5")
+            cli = _crm(env, cli_log, "mentions", "import", str(path), *args)
+            _wait_for(lambda: _started_job(registry), "the first batch to start")
             started = time.monotonic()
-            # On PostgreSQL we see the worker wait for the table; on SQLite it waits up
-            # to busy_timeout (5 s) for the write lock, and the batch (five mentions to
-            # score) reaches the database within milliseconds of starting.
+            job = _started_job(registry)
+            # On SQLite the worker cannot be seen waiting (see _WriteLock), but five
+            # mentions reach the database within a second of starting.
             _wait_for(lock.someone_waits, "the worker to wait for the lock", timeout=4)
             time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
-            assert job.get_status() == "started", _output(tmp_path / "killed.log")
+            assert job.get_status() == "started", _output(tmp_path / "first.log")
             assert time.monotonic() - started < 4, "the kill would come after busy_timeout"
-            assert _children(worker.pid) == [], "the job should run in the worker itself"
-            os.kill(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
-        finally:
-            if worker is not None and worker.poll() is None:
-                worker.kill()
-                worker.wait()
-        lock.release()
+            job.refresh()  # it was read as it entered the registry, before it was marked
+            killed = job.worker_name
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(timeout=10)
+        with app.app_context():
+            assert _count() == 0
 
-    assert job.get_status() == "started"
-    assert job.id in registry.get_job_ids()
-    with app.app_context():
-        assert _count() == 0
-    # Its heartbeat lasts the job's whole timeout (a minute to spare): RQ's maintenance
-    # leaves it alone now, as it must while a worker may still be running it.
-    [(entry, expires)] = redis.zrange(registry.key, 0, -1, withscores=True)
-    assert expires - time.time() > jobs.INGEST_TIMEOUT
-    registry.cleanup()
-    assert job.get_status() == "started"
-    # What a worker's maintenance (at start-up and every 10 minutes) does once that
-    # heartbeat has lapsed. Only the clock is moved forward, not the mechanism: RQ's own
-    # cleanup finds the abandoned job and hands it to its Retry, which schedules it
-    # after the first retry interval; moving its time to now is the same clock jump.
-    registry.cleanup(timestamp=expires + 1)
-    assert job.get_status() == "scheduled"
-    job.refresh()
-    assert job.retries_left == 1
-    scheduled = Queue(queue_name, connection=redis).scheduled_job_registry
-    assert job.id in scheduled.get_job_ids()
-    scheduled.schedule(job, datetime.now(UTC))
-    assert redis.exists(key)
+        # No worker now: the import says which batch its dead worker had, and that no
+        # worker is left; the batch is still marked started.
+        _wait_for(lambda: "any more" in _output(cli_log), "the import to miss the worker")
+        err = cli_log.with_suffix(".err").read_text()
+        assert f"{NO_WORKER} {queue_name!r} any more" in err
+        alive = f"lines 1-3: being stored by worker {killed} (pid {first.pid} on "
+        assert alive in err[: err.index("which is gone")], err
+        report = err[err.rindex("Waiting for the workers") :]
+        assert report.startswith("Waiting for the workers: 0 of 2 batches done."), err
+        assert f"lines 1-3: started by worker {killed}, which is gone" in report, err
+        assert "queued: lines 4-5" in report, err
+        assert cli.poll() is None, _output(cli_log)
+        assert job.get_status() == "started"
 
-    log = tmp_path / "retry.log"
-    retry = _crm(env, log, "worker", "--burst", queue_name)
-    try:
-        retry.wait(timeout=30)
+        second = _crm(env, tmp_path / "second.log", "worker", queue_name)
+        cli.wait(timeout=60)
+        out = cli_log.read_text()
+        assert (cli.returncode, out.strip()) == (
+            0,
+            "5 stored, 0 duplicate, 0 rejected (1 attached to contacts).",
+        ), _output(cli_log) + _output(tmp_path / "second.log")
+        job.refresh()
+        assert job.get_status() == "finished"
+        assert job.retries_left == jobs.INGEST_RETRY.max - 1, "run again once, after the kill"
+        assert job.worker_name != killed
+        assert f"job {job.id} was abandoned by worker {killed}" in _output(tmp_path / "second.log")
+        assert job.return_value() == {"stored": 3, "duplicates": 0, "attached": 1}
+        with app.app_context():
+            assert _external_ids() == [f"q{n}" for n in range(1, 6)]
+            [entry] = _timeline(contact.id)
+            assert entry.mention.external_id == "q3"
     finally:
-        if retry.poll() is None:
-            retry.kill()
-            retry.wait()
-    assert job.get_status() == "finished", _output(log)
-    assert job.return_value() == {"stored": 5, "duplicates": 0, "attached": 1}
-    with app.app_context():
-        assert _count() == 5
-        assert db.session.scalar(select(func.count(func.distinct(Mention.external_id)))) == 5
-        assert _external_ids() == [f"q{n}" for n in range(1, 6)]
-        [entry] = _timeline(contact.id)
-        assert entry.mention.external_id == "q3"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        if cli is not None and cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        if second is not None:
+            _stop(second)
+
+
+def test_a_running_worker_runs_a_dead_workers_batch_again(
+    app, redis, redis_url, queue_name, tmp_path
+):
+    """Of two workers on a queue, kill the one storing a batch (with its process group):
+    the other, idle all the while, finds the batch abandoned at its next maintenance and
+    stores it, each mention once."""
+    env = {**_env(app, redis_url, tmp_path), **FAST}
+    processes = {}
+    try:
+        with _WriteLock(app.config["SQLALCHEMY_DATABASE_URI"]) as lock:
+            for name in ("first", "second"):
+                process = _crm(
+                    env, tmp_path / f"{name}.log", "worker", queue_name, new_session=True
+                )
+                processes[process.pid] = process
+            _wait_for(
+                lambda: len(Worker.all(queue=Queue(queue_name, connection=redis))) == 2,
+                "both workers",
+            )
+            job = jobs.enqueue_ingest(
+                [_mention(n) for n in range(1, 6)],
+                connection=redis,
+                queue_name=queue_name,
+                default_network="import",
+            )
+            _wait_for(lambda: job.get_status() == "started", "the batch to start")
+            started = time.monotonic()
+            _wait_for(lock.someone_waits, "the worker to wait for the lock", timeout=4)
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+            job.refresh()
+            assert job.get_status() == "started"
+            killed = job.worker_name
+            [pid] = [w.pid for w in Worker.all(connection=redis) if w.name == killed]
+            assert time.monotonic() - started < 4, "the kill would come after busy_timeout"
+            os.killpg(pid, signal.SIGKILL)
+            processes.pop(pid).wait(timeout=10)
+        _wait_for(lambda: job.get_status() == "finished", "the other worker to store the batch", 60)
+        job.refresh()
+        assert job.retries_left == jobs.INGEST_RETRY.max - 1, "run again once, after the kill"
+        assert job.worker_name != killed
+        assert job.return_value() == {"stored": 5, "duplicates": 0, "attached": 0}
+        with app.app_context():
+            assert _external_ids() == [f"q{n}" for n in range(1, 6)]
+    finally:
+        for process in processes.values():
+            _stop(process)
+
+
+def test_a_long_batch_keeps_its_heartbeat_and_runs_once(
+    app, backend, redis, redis_url, queue_name, tmp_path
+):
+    """A batch that runs for several heartbeat lifetimes (waiting for the database here)
+    is not taken for abandoned by the other worker's maintenance: it runs once."""
+    env = {**_env(app, redis_url, tmp_path), **FAST}
+    registry = StartedJobRegistry(queue_name, connection=redis)
+    workers = []
+    try:
+        with _WriteLock(app.config["SQLALCHEMY_DATABASE_URI"]) as lock:
+            for name in ("first", "second"):
+                workers.append(_crm(env, tmp_path / f"{name}.log", "worker", queue_name))
+            _wait_for(
+                lambda: len(Worker.all(queue=Queue(queue_name, connection=redis))) == 2,
+                "both workers",
+            )
+            job = jobs.enqueue_ingest(
+                [_mention(n) for n in range(1, 6)],
+                connection=redis,
+                queue_name=queue_name,
+                default_network="import",
+            )
+            _wait_for(lambda: job.get_status() == "started", "the batch to start")
+            started = time.monotonic()
+            _wait_for(lock.someone_waits, "the worker to wait for the lock", timeout=4)
+            # SQLite gives up on the lock after busy_timeout (5 s); PostgreSQL waits.
+            time.sleep(max(0.0, (3.5 if backend == "sqlite" else 8) - (time.monotonic() - started)))
+            job.refresh()
+            assert (job.get_status(), job.retries_left) == ("started", jobs.INGEST_RETRY.max), (
+                "the other worker took the running batch for abandoned"
+            )
+            assert registry.get_job_ids(cleanup=False) == [job.id]
+        _wait_for(lambda: job.get_status() == "finished", "the batch to be stored")
+        job.refresh()
+        assert job.retries_left == jobs.INGEST_RETRY.max, "the batch was run again"
+        assert job.return_value() == {"stored": 5, "duplicates": 0, "attached": 0}
+        with app.app_context():
+            assert _count() == 5
+    finally:
+        for worker in workers:
+            _stop(worker)
 
 
 def test_a_batch_run_twice_stores_each_mention_once(
