@@ -24,7 +24,7 @@ from social.mention import FetchResult
 from webapp.extensions import db
 from webapp.models import Contact, Source
 from webapp.models.base import utcnow
-from webapp.services import auth, contacts, mentions, sources
+from webapp.services import auth, contacts, mentions, once, sources
 from workers import queues
 from workers.worker import in_place
 
@@ -37,6 +37,7 @@ def purge_deleted_contacts() -> int:
     ids = contacts.deleted_since(db.session, utcnow() - PURGE_AFTER)
     for start in range(0, len(ids), 500):
         db.session.execute(delete(Contact).where(Contact.id.in_(ids[start : start + 500])))
+    once.purge(db.session, PURGE_AFTER)
     db.session.commit()
     return len(ids)
 

@@ -1,5 +1,6 @@
 """Contacts: search, pages and fragments, add, edit, handles, delete and undo."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -142,7 +143,10 @@ def test_list_pages_by_keyset_without_gaps_or_repeats(app, client, login, make_u
 
 def test_quick_add_creates_and_opens_the_contact(client, login, make_user):
     login(make_user("rep"))
-    r = client.post("/contacts", data={"name": "  Dana   Diaz ", "phone": "+1 555 0100"})
+    r = client.post(
+        "/contacts",
+        data={"name": "  Dana   Diaz ", "phone": "+1 555 0100", "uuid": str(uuid.uuid4())},
+    )
     assert r.status_code == 303
     page = client.get(r.headers["Location"]).get_data(as_text=True)
     assert "Dana Diaz" in page
@@ -174,6 +178,7 @@ def test_quick_add_rejects_bad_input_next_to_the_field(
 ):
     login(make_user("rep"))
     data = {"name": "Valid Name", "phone": "", "email": "", "company": "Kept Company"}
+    data["uuid"] = str(uuid.uuid4())
     data[field] = value
     r = client.post("/contacts", data=data)
     html = r.get_data(as_text=True)
@@ -335,3 +340,66 @@ def test_real_addresses_are_kept_and_mailed_safely(client, login, make_user, mak
     assert contact.email == email.lower()
     link = html.split('href="mailto:')[1].split('"')[0]
     assert "?" not in link and "&" not in link.replace("&amp;", "").replace("&#39;", "")
+
+
+def _add_form_uuid(html: str) -> str:
+    form = html.partition('method="post" action="/contacts"')[2]
+    return form.split('name="uuid" value="')[1].split('"')[0]
+
+
+def test_a_double_tap_on_add_makes_one_contact(app, make_user):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from tests.conftest import sign_in
+
+    rep = make_user("rep")
+    taps = [app.test_client(), app.test_client()]
+    for tap in taps:
+        sign_in(tap, rep)
+    page = taps[0].get("/contacts")
+    assert page.status_code == 200, page.headers
+    key = _add_form_uuid(page.get_data(as_text=True))
+    barrier = Barrier(2)
+
+    def tap(client):
+        barrier.wait()
+        return client.post("/contacts", data={"name": "Twice Tapped", "uuid": key})
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(tap, taps))
+    assert [a.status_code for a in answers] == [303, 303]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"]
+    # Sent again later (Back, then submit): still the one contact.
+    assert taps[0].post("/contacts", data={"name": "Twice Tapped", "uuid": key}).status_code == 303
+    with app.app_context():
+        assert db.session.query(Contact).filter_by(name="Twice Tapped").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "existing", "typed", "message"),
+    [
+        ("email", "jane@example.com", "Jane@Example.com", "has this email already"),
+        ("phone", "+44 20 7946 3999", "020 7946 3999", "has this phone number already"),
+    ],
+)
+def test_adding_someone_already_there_says_so_and_offers_to_open_them(
+    app, client, login, make_user, make_contact, field, existing, typed, message
+):
+    rep = make_user("rep")
+    jane = make_contact(rep, name="Jane Existing", **{field: existing})
+    login(rep)
+    key = _add_form_uuid(client.get("/contacts").get_data(as_text=True))
+    r = client.post("/contacts", data={"name": "Jane New", field: typed, "uuid": key})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert f"Jane Existing {message}" in html
+    assert f'href="/contacts/{jane.id}"' in html and "Open Jane Existing" in html
+    with app.app_context():
+        assert db.session.query(Contact).count() == 1
+    again = client.post(
+        "/contacts", data={"name": "Jane New", field: typed, "uuid": key, "duplicate_ok": "1"}
+    )
+    assert again.status_code == 303
+    with app.app_context():
+        assert db.session.query(Contact).count() == 2

@@ -37,7 +37,8 @@ def test_role_table(app, client, login, make_user, world, role, edit, renames, d
         f"/contacts/{contact.id}/activities", data={"kind": "call", "uuid": str(uuid.uuid4())}
     )
     assert r.status_code == log
-    assert client.post("/contacts", data={"name": "New One"}).status_code == create
+    new_one = {"name": "New One", "uuid": str(uuid.uuid4())}
+    assert client.post("/contacts", data=new_one).status_code == create
     assert client.post(f"/contacts/{contact.id}/delete").status_code == delete
     with app.app_context():
         stored = db.session.get(Contact, contact.id)

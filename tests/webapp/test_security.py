@@ -97,7 +97,9 @@ def test_unsafe_requests_need_the_csrf_token(csrf_app, make_user):
     assert "This form expired" in r.get_data(as_text=True)
     # htmx sends the token in a header (static/js/app.js).
     r = client.post(
-        "/contacts", data={"name": "With Header"}, headers={"X-CSRFToken": header_token}
+        "/contacts",
+        data={"name": "With Header", "uuid": str(uuid.uuid4())},
+        headers={"X-CSRFToken": header_token},
     )
     assert r.status_code == 303
     with csrf_app.app_context():
@@ -109,7 +111,13 @@ def test_input_is_rendered_escaped_everywhere(app, client, login, make_user, pay
     login(make_user("rep"))
     r = client.post(
         "/contacts",
-        data={"name": f"N {payload}", "company": payload, "notes": payload, "tags": "t1"},
+        data={
+            "name": f"N {payload}",
+            "company": payload,
+            "notes": payload,
+            "tags": "t1",
+            "uuid": str(uuid.uuid4()),
+        },
     )
     assert r.status_code == 303
     contact_url = r.headers["Location"]

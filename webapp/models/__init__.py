@@ -2,6 +2,7 @@
 
 from webapp.models.activities import ACTIVITY_KINDS, Activity
 from webapp.models.contacts import NETWORKS, Contact, ContactHandle
+from webapp.models.forms import FormSubmission
 from webapp.models.mentions import LABELS, Mention
 from webapp.models.sources import SOURCE_KINDS, Source
 from webapp.models.users import ROLES, LoginFailure, User, UserSession
@@ -15,6 +16,7 @@ __all__ = [
     "Activity",
     "Contact",
     "ContactHandle",
+    "FormSubmission",
     "LoginFailure",
     "Mention",
     "Source",

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from social.matching import NETWORK_LABELS, normalize_handle
 from webapp.models import NETWORKS, Contact, ContactHandle, User
 from webapp.models.base import utcnow
+from webapp.services import once
 from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
 from webapp.services.permissions import can, require
 from webapp.services.values import like_escape
@@ -181,6 +182,74 @@ def create_contact(session: Session, user: User, data: dict[str, str | None]) ->
     if gained:
         _attach_authored(session, contact)
     return contact
+
+
+class PossibleDuplicate(ValidationError):
+    """A new contact's email or phone is an existing contact's: matches are those."""
+
+    def __init__(self, errors: dict[str, str], matches: list[Contact]):
+        super().__init__(errors)
+        self.matches = matches
+
+
+def _same_phone(a: str | None, b: str | None) -> bool:
+    """Whether two numbers are one: the same last nine digits (a trunk 0 or a country
+    code in front aside), or the same digits when they are shorter."""
+    da, db_ = digits(a), digits(b)
+    if len(da) < 7 or len(db_) < 7:
+        return False
+    return da[-9:] == db_[-9:]
+
+
+def duplicates(session: Session, email: str | None, phone: str | None) -> list[Contact]:
+    """Live contacts with this email, or this phone number (found through the search
+    index, then compared)."""
+    found: list[Contact] = []
+    for term, same in (
+        ((email or "").lower(), lambda c: (c.email or "").lower() == (email or "").lower()),
+        (digits(phone)[-9:], lambda c: _same_phone(c.phone, phone)),
+    ):
+        if len(term) < 7:
+            continue
+        candidates = session.scalars(
+            select(Contact)
+            .where(Contact.deleted_at.is_(None), _substring_filter(session, term))
+            .limit(20)
+        )
+        found += [c for c in candidates if same(c) and c not in found]
+    return found
+
+
+def add_contact(
+    session: Session,
+    user: User,
+    data: dict[str, str | None],
+    form_key: str | None,
+    duplicates_ok: bool = False,
+) -> tuple[Contact, bool]:
+    """Create a contact from the add form, once per form key; (contact, created).
+
+    :raise PossibleDuplicate: another contact has this email or phone, unless
+        duplicates_ok. :raise ValidationError: with a message per field.
+    """
+    require(user, "contact.create")
+    earlier = once.claim(session, user, form_key, "contact")
+    if earlier is not None:
+        return get_contact(session, user, earlier), False
+    if not duplicates_ok:
+        values, errors = _clean(data)
+        matches = [] if errors else duplicates(session, values["email"], values["phone"])
+        if matches:
+            fields = {}
+            for c in matches:
+                if values["email"] and (c.email or "").lower() == values["email"]:
+                    fields["email"] = f"{c.name} has this email already."
+                if values["phone"] and _same_phone(c.phone, values["phone"]):
+                    fields["phone"] = f"{c.name} has this phone number already."
+            raise PossibleDuplicate(fields, matches)
+    contact = create_contact(session, user, data)
+    once.made(session, form_key or "", contact.id)
+    return contact, True
 
 
 def update_contact(

@@ -55,8 +55,9 @@ def insert_once(session: Session, model: type[M], values: dict[str, Any], key: s
     a look-first-then-insert would fail on the unique index)."""
     insert = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
     table = model.__table__  # type: ignore[attr-defined]
+    primary_key = next(iter(table.primary_key.columns))
     statement = (
         insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
-    ).returning(table.c.id)
+    ).returning(primary_key)
     row_id = session.execute(statement).scalar()
     return None if row_id is None else session.get(model, row_id)

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from webapp.extensions import db
 from webapp.htmx import render, wants_fragment
 from webapp.inputs import id_field
-from webapp.services import activities, contacts
+from webapp.services import activities, contacts, once
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can, require
 from webapp.views import form_data
@@ -50,20 +50,33 @@ def index():
     after = id_field(request.args, "after")
     ctx = _list_context(query, mine, after)
     fragment = "contacts/_rows.html" if after else "contacts/_list.html"
-    return render("contacts/index.html", fragment, **ctx, form={}, errors={})
+    form = {"uuid": once.new_key()}
+    return render("contacts/index.html", fragment, **ctx, form=form, errors={}, duplicates=[])
 
 
 @bp.post("/contacts")
 def create():
-    """Quick add; on bad input the list page comes back with messages by the fields."""
-    data = form_data(*CONTACT_FIELDS)
+    """Quick add, once per form however often it is sent; on bad input, or a contact
+    with the same email or phone, the list page comes back with messages by the fields."""
+    data = form_data(*CONTACT_FIELDS, "uuid")
     try:
-        contact = contacts.create_contact(db.session, current_user, data)
+        contact, created = contacts.add_contact(
+            db.session,
+            current_user,
+            data,
+            data["uuid"],
+            duplicates_ok=request.form.get("duplicate_ok") == "1",
+        )
     except ValidationError as exc:
+        db.session.rollback()
         ctx = _list_context("", False)
-        return render_template("contacts/index.html", **ctx, form=data, errors=exc.errors), 422
+        matches = getattr(exc, "matches", [])
+        return render_template(
+            "contacts/index.html", **ctx, form=data, errors=exc.errors, duplicates=matches
+        ), 422
     db.session.commit()
-    flash(f"Added {contact.name}.", "success")
+    if created:
+        flash(f"Added {contact.name}.", "success")
     return redirect(url_for("contacts.show", contact_id=contact.id), 303)
 
 
