@@ -8,6 +8,14 @@ demo exercises the UI's escaping too. About half come from DEMO_AUTHORS, whom th
 demo seed creates as contacts with exactly these handles, so they match; the rest
 are strangers.
 
+Each sample also has an `id` (a stable name), the `label` a reader gives it
+(positive, negative or neutral; non-English ones too, though the product leaves them
+unscored) and, where VADER reads it otherwise, a `miss` saying why. The English
+samples are written so that VADER agrees with their labels about as often as it
+agrees with people on rated tweets, misses included: the demo shows sentiment as it
+will be on real mentions, and gives staff labels to correct. Those three fields
+describe the sample and are not part of the mention.
+
 Each mention keeps the network of its author's handle (x, mastodon, bluesky), since
 that is what matching keys on; external_id is "demo-<sample>-<cycle>", which no
 real network produces, so demo rows never collide with real ones.
