@@ -1,6 +1,7 @@
 """The demo source: bundled samples replayed in batches, matchable to the demo
-contacts, idempotent per cursor, new ids only on a new cycle; and labelled, so that
-VADER is right on them about as often as on real tweets, with its misses marked."""
+contacts, idempotent per cursor, new ids only on a new cycle, each linking to the app's
+page for it; and labelled, so that VADER is right on them about as often as on real
+tweets, with its misses marked."""
 
 from __future__ import annotations
 
@@ -152,6 +153,17 @@ def test_now_defaults_to_the_clock():
     assert abs(newest.created_at - datetime.now(UTC)) < timedelta(seconds=5)
 
 
+def _every_mention() -> list:
+    """One mention per sample, as the first cycle of polls yields them."""
+    size = len(demo.samples())
+    result = demo.fetch({"batch": demo.MAX_BATCH}, None, now=NOW)
+    mentions = list(result.mentions)
+    while len(mentions) < size:
+        result = demo.fetch({"batch": demo.MAX_BATCH}, result.cursor, now=NOW)
+        mentions += result.mentions
+    return mentions[:size]
+
+
 def _english_verdicts() -> list[tuple[dict, str]]:
     """(sample, VADER's label) for every sample the product scores."""
     samples = demo.samples()
@@ -184,9 +196,11 @@ def test_samples_have_ids_and_labels():
     assert len(set(ids)) == len(ids)
     for sample in samples:
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", sample["id"]), sample["id"]
+        assert demo.find_sample(sample["id"]) is sample
         assert sample["label"] in LABELS, sample["id"]
         if "miss" in sample:
             assert sample["language"] == "en" and sample["miss"].strip(), sample["id"]
+    assert demo.find_sample("no-such-sample") is None
     verdicts = _english_verdicts()
     # Praise, complaints and questions, in English and not, from contacts and strangers.
     assert set(Counter(s["label"] for s, _ in verdicts)) == set(LABELS)
@@ -235,3 +249,12 @@ def test_the_honest_misses_are_misses_and_only_they_are():
         ("neutral", "positive"),
         ("positive", "neutral"),
     }
+
+
+def test_each_mention_links_to_its_post_page_and_carries_no_sample_fields():
+    mentions = _every_mention()
+    for sample, mention in zip(demo.samples(), mentions, strict=True):
+        assert mention.url == demo.post_url(sample["id"], mention.created_at)
+        assert mention.url.startswith(f"/demo/posts/{sample['id']}?at=")
+    first = mentions[0]
+    assert first.url == f"/demo/posts/{demo.samples()[0]['id']}?at=2025-05-01T11:54:17Z"
