@@ -8,9 +8,19 @@ demo exercises the UI's escaping too. About half come from DEMO_AUTHORS, whom th
 demo seed creates as contacts with exactly these handles, so they match; the rest
 are strangers.
 
+Each sample also has an `id` (a stable name), the `label` a reader gives it
+(positive, negative or neutral; non-English ones too, though the product leaves them
+unscored) and, where VADER reads it otherwise, a `miss` saying why. The English
+samples are written so that VADER agrees with their labels about as often as it
+agrees with people on rated tweets, misses included: the demo shows sentiment as it
+will be on real mentions, and gives staff labels to correct. Those three fields
+describe the sample and are not part of the mention.
+
 Each mention keeps the network of its author's handle (x, mastodon, bluesky), since
 that is what matching keys on; external_id is "demo-<sample>-<cycle>", which no
-real network produces, so demo rows never collide with real ones.
+real network produces, so demo rows never collide with real ones. Its url is the
+app's own page for the sample (POST_PATH), dated like the mention: a fictional post
+has no page on its network, and a link there would lead nowhere.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from social.mention import FetchResult, Mention, SourceError
 
@@ -49,6 +60,10 @@ DEFAULT_BATCH = 3
 MAX_BATCH = 50
 # Seconds between the mentions of one batch, so they do not share a timestamp.
 SPACING = 7
+# The web app serves each sample as its network would show it, at this path.
+POST_PATH = "/demo/posts/{}"
+# How a post page's URL carries the time of its mention, to the second.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @cache
@@ -56,6 +71,23 @@ def samples() -> tuple[dict[str, Any], ...]:
     """The bundled samples, in replay order."""
     text = resources.files("social").joinpath("data/demo_mentions.jsonl").read_text("utf-8")
     return tuple(json.loads(line) for line in text.splitlines() if line.strip())
+
+
+@cache
+def _by_id() -> dict[str, dict[str, Any]]:
+    """The samples by their id."""
+    return {sample["id"]: sample for sample in samples()}
+
+
+def find_sample(sample_id: str) -> dict[str, Any] | None:
+    """The sample with this id, or None."""
+    return _by_id().get(sample_id)
+
+
+def post_url(sample_id: str, posted_at: datetime) -> str:
+    """The app's page for a sample, showing it as posted at posted_at."""
+    stamp = posted_at.astimezone(UTC).strftime(TIME_FORMAT)
+    return POST_PATH.format(quote(sample_id, safe="")) + f"?at={stamp}"
 
 
 def fetch(
@@ -77,6 +109,8 @@ def fetch(
     for offset in range(batch):
         cycle, index = divmod(position + offset, len(pool))
         sample = pool[index]
+        # The last of the batch is the newest, as if they arrived in order.
+        created_at = now - timedelta(seconds=SPACING * (batch - 1 - offset))
         mentions.append(
             Mention(
                 network=sample["network"],
@@ -85,8 +119,8 @@ def fetch(
                 author_name=sample["author_name"],
                 author_followers=sample.get("author_followers"),
                 text=sample["text"],
-                # The last of the batch is the newest, as if they arrived in order.
-                created_at=now - timedelta(seconds=SPACING * (batch - 1 - offset)),
+                url=post_url(sample["id"], created_at),
+                created_at=created_at,
                 language=sample.get("language"),
                 extra={"demo": True},
             )
