@@ -156,7 +156,9 @@ def _expect_rows(page: Page, texts: list[str]) -> None:
 
 def test_hostile_mentions_are_shown_literally_and_never_run(live_server, page, new_page):
     _, eve, items, ids, plain_id, hostile_source = _seed_hostile(live_server)
-    support = live_server.add_user("support", name="Sam Support")
+    # A manager: the source names (one of them hostile) are shown to those who may see
+    # sources.
+    support = live_server.add_user("manager", name="Max Manager")
     plain_text = "I love the new grinder, great work!"
     newest_first = [plain_text] + [m.text for m in items]
     logout_requests = _watch_logout(page)
