@@ -13,7 +13,7 @@ from social.mention import Mention as Incoming
 from webapp.extensions import db
 from webapp.models import Activity, Contact, Mention, Source
 from webapp.models.base import utcnow
-from webapp.services import mentions
+from webapp.services import contacts, mentions
 
 FRAGMENT = {"HX-Request": "true", "HX-Request-Type": "partial"}
 
@@ -595,5 +595,78 @@ def test_suggestions_take_wildcards_in_names_literally(app, make_user, make_cont
             db.session, [incoming("1", handle="___", name="___ %%%")]
         ).stored[0]
         db.session.commit()
-        found = mentions.suggestions(db.session, db.session.get(Mention, mention_id))
+        found = contacts.suggestions(db.session, db.session.get(Mention, mention_id))
         assert [c.name for c in found] == []
+
+
+def test_support_lands_on_the_inbox_and_others_on_contacts(client, make_user):
+    from tests.conftest import sign_in
+
+    support, rep = make_user("support"), make_user("rep")
+    assert sign_in(client, support).headers["Location"] == "/inbox/"
+    assert client.get("/").headers["Location"].endswith("/inbox/")
+    client.post("/logout")
+    assert sign_in(client, rep).headers["Location"] == "/contacts"
+
+
+def test_suggestions_want_the_whole_name_or_the_handle(app, make_user, make_contact):
+    rep = make_user("rep")
+    for name in ("Samuel Smith", "Samuel Okafor", "Sam Jones", "Samantha Lee", "Samir Haddad"):
+        make_contact(rep, name=name)
+    beans = make_contact(rep, name="Samuel Beans")
+    by_email = make_contact(rep, name="Jo Roaster", email="beanjunkie@example.com")
+    by_handle = make_contact(rep, name="Jo Elsewhere", handle_bluesky="beanjunkie.bsky.social")
+    with app.app_context():
+        mention_id = mentions.ingest(
+            db.session, [incoming("1", handle="beanjunkie", name="Sam Beans")]
+        ).stored[0]
+        db.session.commit()
+        found = contacts.suggestions(db.session, db.session.get(Mention, mention_id))
+        assert sorted(c.id for c in found) == sorted([beans.id, by_email.id, by_handle.id])
+        assert found[0].id == beans.id
+
+
+def test_support_finds_any_contact_links_and_undoes(app, client, login, make_user, make_contact):
+    rep = make_user("rep")
+    first = make_contact(rep, name="Orla Quinn", company="Quayside Marine")
+    second = make_contact(rep, name="Pavel Novak")
+    with app.app_context():
+        mention_id = mentions.ingest(db.session, [incoming("1", handle="zz9", name="Z")]).stored[0]
+        db.session.commit()
+    login(make_user("support"))
+    page = client.get(f"/inbox/{mention_id}?q=quayside").get_data(as_text=True)
+    assert "Orla Quinn" in page and f'name="contact_id" value="{first.id}"' in page
+    fragment = client.get(f"/inbox/{mention_id}?q=novak", headers=FRAGMENT).get_data(as_text=True)
+    assert fragment.lstrip().startswith('<div id="link-search">') and "Pavel Novak" in fragment
+
+    r = client.post(f"/inbox/{mention_id}/link", data={"contact_id": first.id})
+    page = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "Linked to Orla Quinn." in page and f'action="/inbox/{mention_id}/unlink"' in page
+    # Moved to another contact, then undone: back on the first one's timeline.
+    client.post(f"/inbox/{mention_id}/link", data={"contact_id": second.id})
+    client.post(f"/inbox/{mention_id}/link", data={"contact_id": first.id})
+    with app.app_context():
+        assert db.session.get(Mention, mention_id).contact_id == first.id
+        assert count(Activity) == 1
+    # Undo of the first link: the mention is unmatched again.
+    client.post(f"/inbox/{mention_id}/unlink")
+    with app.app_context():
+        assert db.session.get(Mention, mention_id).contact_id is None
+        assert count(Activity) == 0
+
+
+def test_support_may_make_a_contact_from_a_mention(app, client, login, make_user):
+    with app.app_context():
+        mention_id = mentions.ingest(
+            db.session, [incoming("1", handle="newvoice", name="New Voice")]
+        ).stored[0]
+        db.session.commit()
+    login(make_user("support"))
+    page = client.get(f"/inbox/{mention_id}").get_data(as_text=True)
+    assert "Make New Voice a new contact" in page
+    r = client.post(f"/inbox/{mention_id}/contact")
+    assert r.status_code == 303
+    with app.app_context():
+        made = db.session.scalar(select(Contact).where(Contact.name == "New Voice"))
+        assert db.session.get(Mention, mention_id).contact_id == made.id
+        assert [h.handle for h in made.handles] == ["newvoice"]

@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from difflib import SequenceMatcher
 
 from sqlalchemy import and_, bindparam, func, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from social.matching import NETWORK_LABELS, normalize_handle
-from webapp.models import NETWORKS, Contact, ContactHandle, User
+from webapp.models import NETWORKS, Contact, ContactHandle, Mention, User
 from webapp.models.base import utcnow
-from webapp.services import once
+from webapp.services import mentions, once
 from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
 from webapp.services.permissions import can, require
 from webapp.services.values import like_escape
@@ -150,11 +151,19 @@ def _set_handles(contact: Contact, handles: dict[str, str]) -> bool:
     return gained
 
 
-def _attach_authored(session: Session, contact: Contact) -> None:
-    """A contact with a new handle gets the unmatched mentions that handle wrote."""
-    from webapp.services.mentions import attach_authored
+def create_from_mention(session: Session, user: User, mention: Mention) -> Contact:
+    """A new contact for a mention's author, with the author's handle, and the mention
+    on its timeline; support staff may do this too (the role table says so).
 
-    attach_authored(session, contact)
+    :raise ValidationError: the handle belongs to a contact already, or bad data.
+    """
+    require(user, "mention.create_contact")
+    data: dict[str, str | None] = {"name": mention.author_name or mention.author_handle}
+    if mention.network in mentions.MATCHABLE:
+        data[f"handle_{mention.network}"] = mention.author_handle
+    contact = _create(session, user, data)
+    mentions.attach_by_hand(session, user, mention, contact.id)
+    return contact
 
 
 def get_contact(session: Session, user: User, contact_id: int) -> Contact:
@@ -169,6 +178,10 @@ def get_contact(session: Session, user: User, contact_id: int) -> Contact:
 def create_contact(session: Session, user: User, data: dict[str, str | None]) -> Contact:
     """Create a contact owned by user. :raise ValidationError: with a message per field."""
     require(user, "contact.create")
+    return _create(session, user, data)
+
+
+def _create(session: Session, user: User, data: dict[str, str | None]) -> Contact:
     values, errors = _clean(data)
     handles, handle_errors = _clean_handles(session, data, None)
     errors.update(handle_errors)
@@ -180,7 +193,7 @@ def create_contact(session: Session, user: User, data: dict[str, str | None]) ->
     session.add(contact)
     session.flush()
     if gained:
-        _attach_authored(session, contact)
+        mentions.attach_authored(session, contact)
     return contact
 
 
@@ -275,7 +288,7 @@ def update_contact(
     gained = _set_handles(contact, handles)
     session.flush()
     if gained:
-        _attach_authored(session, contact)
+        mentions.attach_authored(session, contact)
     return contact
 
 
@@ -482,6 +495,63 @@ def _walk_page(
     if len(rows) > limit or bound is None:
         return rows
     return None
+
+
+def _words(text: str) -> list[str]:
+    """The words of a name, lower-cased, without punctuation."""
+    return [w for w in re.split(r"[\W_]+", text.casefold()) if w]
+
+
+def _handle_name(handle: str) -> str:
+    """The name part of a handle: before "@" (Mastodon), or the first label (Bluesky)."""
+    return handle.lstrip("@").split("@")[0].split(".")[0].casefold()
+
+
+def suggestions(session: Session, mention: Mention, limit: int = 5) -> list[Contact]:
+    """Contacts who may be the mention's author: every word of the author's name starts
+    a word of the contact's name ("Sam Beans" finds "Samuel Beans", not every Samuel),
+    or the author's last name is one of the contact's ("Maggie Holloway" finds
+    "Margaret Holloway"), or the author's handle is the name part of the contact's email
+    or of their handle on another network. Closest name first."""
+    name_words = [w for w in _words(mention.author_name or "") if len(w) >= 2]
+    handle = _handle_name(mention.author_handle)
+    surname = name_words[-1] if len(name_words) > 1 and len(name_words[-1]) >= 3 else None
+    # Through the indexes: the search text (names and emails) and the handles.
+    searchable = [w for w in name_words if len(w) >= 3][:4]
+    conditions = [and_(*(_substring_filter(session, w) for w in searchable))] if searchable else []
+    if surname:
+        conditions.append(_substring_filter(session, surname))
+    if len(handle) >= 3:
+        conditions.append(_substring_filter(session, f"{handle}@"))
+        conditions.append(
+            Contact.id.in_(
+                select(ContactHandle.contact_id).where(
+                    ContactHandle.network.in_(NETWORKS),
+                    ContactHandle.handle >= handle,
+                    ContactHandle.handle < handle + "\uffff",
+                )
+            )
+        )
+    if not conditions:
+        return []
+    candidates = session.scalars(
+        select(Contact).where(Contact.deleted_at.is_(None), or_(*conditions)).limit(300)
+    ).all()
+
+    def fits(contact: Contact) -> bool:
+        words = _words(contact.name)
+        if name_words and all(any(x.startswith(w) for x in words) for w in name_words):
+            return True
+        if surname and surname in words:
+            return True
+        if contact.email and contact.email.split("@")[0].casefold() == handle:
+            return True
+        return any(_handle_name(h.handle) == handle for h in contact.handles)
+
+    target = " ".join(name_words) or handle
+    found = [c for c in candidates if c.id != mention.contact_id and fits(c)]
+    found.sort(key=lambda c: SequenceMatcher(None, target, c.sort_name).ratio(), reverse=True)
+    return found[:limit]
 
 
 def deleted_since(session: Session, cutoff: datetime) -> list[int]:

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from difflib import SequenceMatcher
 from typing import Any
 
 from sqlalchemy import (
@@ -44,7 +43,6 @@ from webapp.models.activities import MENTION_KIND
 from webapp.models.base import UTCDateTime, utcnow
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
-from webapp.services.values import like_escape
 
 MATCHABLE = ("x", "mastodon", "bluesky")
 PAGE_SIZE = 30
@@ -599,48 +597,31 @@ def get_mention(session: Session, user: User, mention_id: int) -> Mention:
     return mention
 
 
-def link(session: Session, user: User, mention: Mention, contact: Contact) -> None:
-    """Put a mention on a contact's timeline by hand (moving it if it was elsewhere)."""
+def link(session: Session, user: User, mention: Mention, contact: Contact) -> int | None:
+    """Put a mention on a contact's timeline by hand (moving it if it was elsewhere);
+    return the contact it was on before, if any (for an undo)."""
     require(user, "mention.triage")
-    unlink(session, user, mention)
+    previous = unlink(session, user, mention)
     session.flush()
     _attach_all(session, [(mention, contact.id)], user)
+    return previous
 
 
-def unlink(session: Session, user: User, mention: Mention) -> None:
-    """Take a mention off the timeline it is on; it stays in the inbox, unmatched."""
+def unlink(session: Session, user: User, mention: Mention) -> int | None:
+    """Take a mention off the timeline it is on; it stays in the inbox, unmatched.
+    Return the contact it was on, if any (for an undo)."""
     require(user, "mention.triage")
+    previous = mention.contact_id
     session.query(Activity).filter(Activity.mention_id == mention.id).delete()
     mention.contact_id = None
     mention.matched_by_id = None
+    return previous
 
 
-def suggestions(session: Session, mention: Mention, limit: int = 5) -> list[Contact]:
-    """Contacts that may be this mention's author, most similar name first."""
-    name = (mention.author_name or "").lower()
-    local = mention.author_handle.split("@")[0].replace("_", " ").replace(".", " ")
-    words = {w for w in (name + " " + local).split() if len(w) >= 3}
-    if not words:
-        return []
-    candidates = session.scalars(
-        select(Contact)
-        .where(
-            Contact.deleted_at.is_(None),
-            or_(
-                *(
-                    Contact.sort_name.like(f"%{like_escape(w)}%", escape="\\")
-                    for w in list(words)[:6]
-                )
-            ),
-        )
-        .limit(300)
-    ).all()
-    target = name or local
-
-    def similarity(contact: Contact) -> float:
-        return SequenceMatcher(None, target, contact.sort_name).ratio()
-
-    return sorted(candidates, key=similarity, reverse=True)[:limit]
+def attach_by_hand(session: Session, user: User, mention: Mention, contact_id: int) -> None:
+    """Put a mention on the timeline of a contact just made from it, linked by user."""
+    require(user, "mention.triage")
+    _attach_all(session, [(mention, contact_id)], user)
 
 
 def _no_index(session: Session, column: InstrumentedAttribute[Any]) -> ColumnElement[Any]:
@@ -697,20 +678,3 @@ def list_mentions(
     more = len(rows) > limit
     rows = rows[:limit]
     return MentionPage(rows, rows[-1].id if more else None)
-
-
-def create_contact_from(session: Session, user: User, mention: Mention) -> Contact:
-    """A new contact for the mention's author, with the handle, and the mention linked.
-
-    :raise ValidationError: the handle belongs to a contact already, or bad data.
-    """
-    require(user, "mention.triage")
-    require(user, "contact.create")
-    from webapp.services.contacts import create_contact
-
-    data: dict[str, str | None] = {"name": mention.author_name or mention.author_handle}
-    if mention.network in MATCHABLE:
-        data[f"handle_{mention.network}"] = mention.author_handle
-    contact = create_contact(session, user, data)
-    _attach_all(session, [(mention, contact.id)], user)
-    return contact

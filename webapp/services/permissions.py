@@ -40,6 +40,8 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
         )
     if action == "mention.view":
         return role in EVERYONE
+    if action == "mention.create_contact":
+        return role in MANAGERS | {"support"}
     if action == "mention.triage":
         return role in MANAGERS | {"support"}
     if action == "source.view":

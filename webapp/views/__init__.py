@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import request
+from flask import flash, request
 
 
 def client_address() -> str:
@@ -27,3 +27,17 @@ def safe_next(target: str | None, default: str) -> str:
 def form_data(*fields: str) -> dict[str, str | None]:
     """The named fields of the submitted form, as the services take them."""
     return {f: request.form.get(f) for f in fields}
+
+
+def undo_flash(text: str, action: str, **fields: object) -> None:
+    """A message with an Undo button that posts fields to action."""
+    flash({"text": text, "action": action, "fields": fields}, "undo")
+
+
+# Where each role starts: the page its people open the app for.
+HOMES = {"support": "inbox.index"}
+
+
+def home_for(user) -> str:
+    """The endpoint a signed-in user lands on."""
+    return HOMES.get(getattr(user, "role", None), "contacts.index")

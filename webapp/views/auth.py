@@ -19,7 +19,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from webapp.extensions import db
 from webapp.services import auth
-from webapp.views import client_address, safe_next
+from webapp.views import client_address, home_for, safe_next
 
 bp = Blueprint("auth", __name__)
 # A browser where an account signed in keeps a signed device id: its sign-in attempts
@@ -61,7 +61,7 @@ def _wait_words(seconds: int) -> str:
 def login_form():
     """The sign-in page."""
     if current_user.is_authenticated:
-        return redirect(url_for("contacts.index"))
+        return redirect(url_for(home_for(current_user)))
     return render_template("auth/login.html", email="", error=None, next=request.args.get("next"))
 
 
@@ -97,7 +97,7 @@ def login():
     session.clear()
     session.permanent = True
     login_user(user)
-    response = redirect(safe_next(nxt, url_for("contacts.index")), 303)
+    response = redirect(safe_next(nxt, url_for(home_for(user))), 303)
     device = device_user[1] if device_user and device_user[0] == user.id else key[:22]
     response.set_cookie(
         DEVICE_COOKIE,

@@ -14,7 +14,7 @@ from webapp.inputs import id_field
 from webapp.services import activities, contacts, once
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can, require
-from webapp.views import form_data
+from webapp.views import form_data, home_for, undo_flash
 
 bp = Blueprint("contacts", __name__)
 CONTACT_FIELDS = (*contacts.FIELDS, "handle_x", "handle_mastodon", "handle_bluesky")
@@ -28,8 +28,8 @@ def signed_in():
 
 @bp.get("/")
 def home():
-    """The app opens on the contact list."""
-    return redirect(url_for("contacts.index"))
+    """The app opens where the signed-in user's work is (support: the inbox)."""
+    return redirect(url_for(home_for(current_user)))
 
 
 def _list_context(query: str, mine: bool, after: int | None = None) -> dict:
@@ -172,7 +172,7 @@ def delete(contact_id: int):
     contact = contacts.get_contact(db.session, current_user, contact_id)
     contacts.delete_contact(db.session, current_user, contact)
     db.session.commit()
-    flash({"text": f"Deleted {contact.name}.", "undo": contact.id}, "undo")
+    undo_flash(f"Deleted {contact.name}.", url_for("contacts.restore", contact_id=contact.id))
     return redirect(url_for("contacts.index"), 303)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.extensions import db
@@ -12,6 +12,7 @@ from webapp.models import LABELS, Source
 from webapp.services import contacts, mentions
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can
+from webapp.views import undo_flash
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 NETWORK_NAMES = {
@@ -75,38 +76,56 @@ def index():
 
 @bp.get("/<int:mention_id>")
 def show(mention_id: int):
-    """One mention with its author, sentiment and contact suggestions. :raise 404:"""
+    """One mention with its author, sentiment, the contacts it may be, and a search of
+    every contact to link it to (?q=, answered with the results alone for htmx)."""
     mention = mentions.get_mention(db.session, current_user, mention_id)
-    return render_template(
+    query = request.args.get("q", "").strip()[:200]
+    found = contacts.list_contacts(db.session, current_user, query, limit=10) if query else None
+    return render(
         "inbox/show.html",
+        "inbox/_link_search.html",
         mention=mention,
-        suggestions=mentions.suggestions(db.session, mention) if not mention.contact_id else [],
+        suggestions=contacts.suggestions(db.session, mention),
+        q=query,
+        found=found.contacts if found else None,
         can_triage=can(current_user, "mention.triage"),
+        can_make_contact=can(current_user, "mention.create_contact"),
         can_view_sources=can(current_user, "source.view"),
         networks=NETWORK_NAMES,
     )
 
 
+def _offer_undo(mention_id: int, text: str, previous: int | None) -> None:
+    """A flash that undoes a link or an unlink: back to the contact it was on, or none."""
+    if previous:
+        action = url_for("inbox.link", mention_id=mention_id)
+        undo_flash(text, action, contact_id=previous)
+    else:
+        undo_flash(text, url_for("inbox.unlink", mention_id=mention_id))
+
+
 @bp.post("/<int:mention_id>/link")
 def link(mention_id: int):
-    """Put the mention on a contact's timeline. :raise 404: :raise 403:"""
+    """Put the mention on a contact's timeline, with an undo. :raise 404: :raise 403:"""
     mention = mentions.get_mention(db.session, current_user, mention_id)
     contact = contacts.get_contact(
         db.session, current_user, id_field(request.form, "contact_id") or 0
     )
-    mentions.link(db.session, current_user, mention, contact)
+    previous = mentions.link(db.session, current_user, mention, contact)
     db.session.commit()
-    flash(f"Linked to {contact.name}.", "success")
+    _offer_undo(mention.id, f"Linked to {contact.name}.", previous)
     return redirect(url_for("inbox.show", mention_id=mention.id), 303)
 
 
 @bp.post("/<int:mention_id>/unlink")
 def unlink(mention_id: int):
-    """Take the mention off the contact's timeline. :raise 404: :raise 403:"""
+    """Take the mention off the contact's timeline, with an undo. :raise 404: :raise 403:"""
     mention = mentions.get_mention(db.session, current_user, mention_id)
-    mentions.unlink(db.session, current_user, mention)
+    previous = mentions.unlink(db.session, current_user, mention)
     db.session.commit()
-    flash("Unlinked.", "success")
+    if previous:
+        action = url_for("inbox.link", mention_id=mention.id)
+        undo_flash("Unlinked.", action, contact_id=previous)
     return redirect(url_for("inbox.show", mention_id=mention.id), 303)
 
 
@@ -115,7 +134,7 @@ def create_contact(mention_id: int):
     """Make the mention's author a new contact with this handle, and link the mention."""
     mention = mentions.get_mention(db.session, current_user, mention_id)
     try:
-        contact = mentions.create_contact_from(db.session, current_user, mention)
+        contact = contacts.create_from_mention(db.session, current_user, mention)
     except ValidationError as exc:
         db.session.rollback()
         flash(" ".join(exc.errors.values()), "error")
