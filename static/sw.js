@@ -21,6 +21,7 @@ const SHELL = [
   "/static/icons/icon-512.png",
   "/static/icons/maskable-512.png",
   "/static/icons/apple-touch-icon.png",
+  "/static/icons/sprite.svg",
   "/manifest.webmanifest",
   OFFLINE_URL,
 ];

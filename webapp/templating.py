@@ -2,9 +2,59 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote
 
-from flask import Flask
+from flask import Flask, request, url_for
+
+from webapp.services.permissions import can
+
+
+@dataclass(frozen=True)
+class Place:
+    """A destination of the main navigation: where it goes, what it is called, its icon,
+    and what the role table asks of those who see it (None: everyone signed in)."""
+
+    endpoint: str
+    label: str
+    icon: str
+    action: str | None = None
+
+
+# In the order they appear; each role's own start page goes first.
+PLACES = (
+    Place("contacts.index", "Contacts", "contacts", "contact.view"),
+    Place("inbox.index", "Inbox", "inbox", "mention.view"),
+    Place("sources.index", "Sources", "sources", "source.view"),
+    Place("users.index", "Users", "users", "user.view"),
+)
+# How many places a phone's tab bar holds before the rest go under "More".
+TABS = 4
+
+
+def places(user) -> list[Place]:
+    """The places user may go, the role's start page first."""
+    from webapp.views import home_for
+
+    allowed = [p for p in PLACES if p.action is None or can(user, p.action)]
+    home = home_for(user)
+    return sorted(allowed, key=lambda p: p.endpoint != home)
+
+
+def nav(user) -> dict:
+    """The main navigation for user: the tabs a phone shows, what goes under More, and
+    which place the current page belongs to."""
+    shown = places(user)
+    tabs, more = (shown, []) if len(shown) <= TABS else (shown[: TABS - 1], shown[TABS - 1 :])
+    current = next(
+        (p.endpoint for p in shown if request.blueprint == p.endpoint.partition(".")[0]), None
+    )
+    return {"tabs": tabs, "more": more, "current": current}
+
+
+def icon_url(name: str) -> str:
+    """The address of an icon in the sprite."""
+    return f"{url_for('static', filename='icons/sprite.svg')}#{name}"
 
 
 def mailto(address: str) -> str:
@@ -16,3 +66,5 @@ def mailto(address: str) -> str:
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.add_template_filter(mailto)
+    app.add_template_global(nav)
+    app.add_template_global(icon_url)

@@ -84,7 +84,9 @@
     const status = $("#sync-status", bar);
     if (status.textContent !== words) status.textContent = words;
     bar.dataset.state = failed.length || auth ? "alert" : online() ? (waiting ? "busy" : "ok") : "offline";
-    bar.hidden = false;
+    // Shown only when there is something to say; all sent and online, it keeps its words
+    // (the last sync) for whoever asks, out of the way.
+    bar.hidden = !(waiting || failed.length || auth || !online() || all.length > mine.length);
 
     fill($("#sync-actions", bar),
       auth && location.pathname !== "/login"
@@ -183,7 +185,7 @@
   function say(form, text, kind) {
     const status = $(".log-status", form);
     if (!status) return;
-    status.className = `log-status flash flash-${kind}`;
+    status.className = text ? `log-status flash flash-${kind}` : "log-status";
     status.textContent = text;
   }
 
@@ -208,6 +210,8 @@
     const kind = button && button.value;
     const label = KINDS[kind] || "Entry";
     const text = form.elements.body.value.trim();
+    // A new problem replaces what was said about the last entry.
+    say(form, "", "info");
     if (kind === "note" && !text) return bodyError(form, "Write the note first.");
     bodyError(form, "");
     const entry = {
@@ -434,6 +438,29 @@
     document.addEventListener("DOMContentLoaded", localTimes);
     document.addEventListener("htmx:after:swap", localTimes);
   }
+
+  // Back to a long list: the list reloads as far as it was scrolled (?upto= the last row
+  // loaded), and the page scrolls to where it was (htmx fetches the page again on Back).
+  const remember = () => history.replaceState({ ...(history.state || {}), scrollY: window.scrollY }, "");
+  let scrolled = null;
+  window.addEventListener("scroll", () => { clearTimeout(scrolled); scrolled = setTimeout(remember, 150); }, { passive: true });
+  document.addEventListener("htmx:before:request", remember);
+  let restoring = null;
+  document.addEventListener("htmx:before:history:restore", () => { restoring = (history.state || {}).scrollY; });
+  const markUpto = () => {
+    const list = $("ul[data-page-size]");
+    if (!list) return;
+    const rows = list.querySelectorAll(":scope > li[data-id]");
+    const url = new URL(location.href);
+    if (rows.length > Number(list.dataset.pageSize)) url.searchParams.set("upto", rows[rows.length - 1].dataset.id);
+    else url.searchParams.delete("upto");
+    if (url.href !== location.href) history.replaceState(history.state, "", url);
+  };
+  document.addEventListener("htmx:after:swap", () => {
+    markUpto();
+    if (restoring != null) window.scrollTo(0, restoring);
+    restoring = null;
+  });
 
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", () => {

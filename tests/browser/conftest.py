@@ -265,8 +265,7 @@ def sign_in(page: Page, live_server: LiveServer, email: str, password: str = PAS
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/(contacts|inbox/)$"))
-    nav = page.get_by_role("banner").get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link", name="Account")).to_be_visible()
+    expect(page.get_by_role("banner").get_by_role("link", name="Account")).to_be_visible()
 
 
 @dataclass
@@ -336,3 +335,19 @@ def start_worker(live_server, tmp_path) -> Iterator[Callable[[], BurstWorker]]:
             connection.delete(jobs._poll_lock(source_id))
     finally:
         connection.close()
+
+
+def controlled(page: Page) -> str:
+    """Wait until the service worker is active and controls the page; return its scope.
+
+    Waits for the worker's clients.claim() through its event: a polled predicate would
+    need the eval the page's CSP refuses.
+    """
+    scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+    page.evaluate(
+        """() => navigator.serviceWorker.controller || new Promise((resolve) => {
+            const sw = navigator.serviceWorker;
+            sw.addEventListener("controllerchange", resolve, { once: true });
+        })"""
+    )
+    return scope

@@ -17,7 +17,14 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, LiveServer, sign_in
+from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PHONE,
+    LiveServer,
+    controlled,
+    sign_in,
+)
 from webapp.extensions import db
 from webapp.models import Activity, Contact, User
 from webapp.services import contacts
@@ -63,11 +70,6 @@ def app_errors(page: Page) -> list[str]:
     """Console errors other than the browser's own notes on failed requests (no signal,
     a 401 or 422 answered on purpose)."""
     return [e for e in page.console_errors if "Failed to load resource" not in e]
-
-
-def controlled(page: Page) -> None:
-    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
 
 
 def eventually(check: Callable[[], object], timeout: float = 15, what: str = "") -> object:

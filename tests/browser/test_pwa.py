@@ -8,7 +8,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, sign_in
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, controlled, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -28,13 +28,6 @@ def signed_in(page, live_server, contacts=("Ada Lovelace",), others=()):
     ]
     sign_in(page, live_server, rep.email, rep.password)
     return rep, ids
-
-
-def controlled(page) -> str:
-    """Wait until the service worker is active and controls the page; return its scope."""
-    scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
-    page.wait_for_function("navigator.serviceWorker.controller !== null")
-    return scope
 
 
 def test_manifest_is_served_with_its_type_and_parsed_by_chromium(page, live_server):

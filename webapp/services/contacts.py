@@ -411,6 +411,24 @@ def list_contacts(
     return ContactPage(rows, rows[-1].id if more else None)
 
 
+# Back to a long list reloads it as far as it was scrolled, but no further than this.
+THROUGH_PAGES = 10
+
+
+def list_through(session: Session, user: User, query: str, mine: bool, through: int) -> ContactPage:
+    """The list from its start up to and including the contact with id through (as far
+    as a phone had scrolled before it went Back to the list), at most THROUGH_PAGES."""
+    rows: list[Contact] = []
+    after = None
+    for _ in range(THROUGH_PAGES):
+        page = list_contacts(session, user, query, after=after, mine=mine)
+        rows += page.contacts
+        if page.next_after is None or any(c.id == through for c in page.contacts):
+            return ContactPage(rows, page.next_after)
+        after = page.next_after
+    return ContactPage(rows, after)
+
+
 def _page(session: Session, where: list, limit: int) -> list[Contact]:
     stmt = select(Contact).where(*where).order_by(Contact.sort_name, Contact.id)
     return list(session.scalars(stmt.limit(limit + 1)))

@@ -644,6 +644,24 @@ class MentionPage:
     next_before: int | None
 
 
+# Back to a long inbox reloads it as far as it was scrolled, but no further than this.
+THROUGH_PAGES = 10
+
+
+def list_through(session: Session, user: User, through: int, **filters: Any) -> MentionPage:
+    """The inbox from the newest down to and including the mention with id through (as
+    far as it was scrolled before going Back to it), at most THROUGH_PAGES pages."""
+    rows: list[Mention] = []
+    before = None
+    for _ in range(THROUGH_PAGES):
+        page = list_mentions(session, user, before=before, **filters)
+        rows += page.mentions
+        if page.next_before is None or any(m.id == through for m in page.mentions):
+            return MentionPage(rows, page.next_before)
+        before = page.next_before
+    return MentionPage(rows, before)
+
+
 def list_mentions(
     session: Session,
     user: User,

@@ -32,10 +32,16 @@ def home():
     return redirect(url_for(home_for(current_user)))
 
 
-def _list_context(query: str, mine: bool, after: int | None = None) -> dict:
-    page = contacts.list_contacts(db.session, current_user, query, after=after, mine=mine)
+def _list_context(
+    query: str, mine: bool, after: int | None = None, through: int | None = None
+) -> dict:
+    if through and not after:
+        page = contacts.list_through(db.session, current_user, query, mine, through)
+    else:
+        page = contacts.list_contacts(db.session, current_user, query, after=after, mine=mine)
     return {
         "page": page,
+        "page_size": contacts.PAGE_SIZE,
         "q": query,
         "mine": mine,
         "can_create": can(current_user, "contact.create"),
@@ -48,7 +54,7 @@ def index():
     query = request.args.get("q", "")[:200]
     mine = request.args.get("mine") == "1"
     after = id_field(request.args, "after")
-    ctx = _list_context(query, mine, after)
+    ctx = _list_context(query, mine, after, id_field(request.args, "upto"))
     fragment = "contacts/_rows.html" if after else "contacts/_list.html"
     form = {"uuid": once.new_key()}
     return render("contacts/index.html", fragment, **ctx, form=form, errors={}, duplicates=[])

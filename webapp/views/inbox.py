@@ -52,7 +52,11 @@ def index():
     """Mentions, newest first; filters and scrolling answer with rows for htmx."""
     filters = _filters()
     before = id_field(request.args, "before")
-    page = mentions.list_mentions(db.session, current_user, before=before, **filters)
+    through = id_field(request.args, "upto")
+    if through and not before:
+        page = mentions.list_through(db.session, current_user, through, **filters)
+    else:
+        page = mentions.list_mentions(db.session, current_user, before=before, **filters)
     every_source = db.session.query(Source).order_by(Source.name).all()
     sources = every_source if can(current_user, "source.view") else []
     capped = [s for s in every_source if s.capped_at]
@@ -66,6 +70,7 @@ def index():
         "inbox/index.html",
         fragment,
         page=page,
+        page_size=mentions.PAGE_SIZE,
         sources=sources,
         capped=capped,
         args=args,

@@ -1,0 +1,169 @@
+"""The layout on a 360 px phone and on a desktop: every place reachable without sideways
+scrolling, nothing covered, long words wrapped, Back to where the list was, and the
+width used where there is room."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from social.mention import Mention as Incoming
+from tests.browser.conftest import LiveServer, sign_in
+from webapp.extensions import db
+from webapp.services import mentions
+
+pytestmark = pytest.mark.browser
+
+SMALL_PHONE = {"viewport": {"width": 360, "height": 740}}
+LONG_WORD = ("Wolfeschlegelsteinhausenbergerdorff" * 6)[:200]  # no space in 200 characters
+LONG_EMAIL = "a.very.long.address.of.somebody.important@" + "sub." * 12 + "example.com"
+
+
+def no_sideways_scroll(page: Page, width: int = 360) -> None:
+    """The page is no wider than the screen."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def uncovered(page: Page, locator) -> bool:
+    """Whether the middle of the element is the element itself (nothing lies over it)."""
+    return locator.evaluate(
+        """(el) => {
+            el.scrollIntoView({ block: "center" });
+            const r = el.getBoundingClientRect();
+            const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+            return el === hit || el.contains(hit);
+        }"""
+    )
+
+
+@pytest.mark.parametrize("role", ["admin", "manager", "rep", "support", "marketer"])
+def test_every_place_is_in_reach_on_a_360px_phone(live_server, new_page, role):
+    page = new_page(**SMALL_PHONE)
+    user = live_server.add_user(role)
+    sign_in(page, live_server, user.email, user.password)
+    banner = page.get_by_role("banner")
+    nav = banner.get_by_role("navigation", name="Main")
+    links = nav.get_by_role("link")
+    expect(links.first).to_be_visible()
+    for i in range(links.count()):
+        box = links.nth(i).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 360, links.nth(i)
+        assert box["height"] >= 44
+    account = banner.get_by_role("link", name="Account")
+    box = account.bounding_box()
+    assert box and box["x"] + box["width"] <= 360
+    no_sideways_scroll(page)
+    # The header is one slim line, and the sync line says nothing when there is nothing
+    # to say (online, nothing waiting).
+    header = page.locator("header.bar").bounding_box()
+    assert header and header["height"] <= 57
+    expect(page.locator("#sync")).to_be_hidden()
+    account.tap()
+    expect(page).to_have_url(f"{live_server.url}/account")
+
+
+def test_long_words_wrap_and_nothing_covers_the_actions(live_server, new_page):
+    page = new_page(**SMALL_PHONE)
+    rep = live_server.add_user("rep")
+    contact_id = live_server.add_contact(
+        rep,
+        name=LONG_WORD,
+        email=LONG_EMAIL,
+        phone="+44 20 7946 3999",
+        address=("1 Harbour Road, Quayside, " + LONG_WORD)[:200],
+        company=LONG_WORD,
+        notes="See https://example.com/" + "a" * 180,
+    )
+    sign_in(page, live_server, rep.email, rep.password)
+    no_sideways_scroll(page)
+    page.goto(f"{live_server.url}/contacts/{contact_id}")
+    no_sideways_scroll(page)
+    for name in ("Email", "Map", "Note", "Call"):
+        button = page.get_by_role("button", name=name).or_(page.get_by_role("link", name=name))
+        assert uncovered(page, button.first), f"{name} is covered"
+    page.goto(f"{live_server.url}/contacts/{contact_id}/edit")
+    no_sideways_scroll(page)
+
+
+def test_inbox_rows_show_their_time_and_contact_on_a_phone(live_server: LiveServer, new_page):
+    page = new_page(**SMALL_PHONE)
+    rep = live_server.add_user("rep")
+    live_server.add_contact(rep, name="Christabel Montgomery-Fairweather", handle_x="cmf")
+    with live_server.app.app_context():
+        mentions.ingest(
+            db.session,
+            [
+                Incoming(
+                    network="x",
+                    external_id="1",
+                    author_handle="cmf",
+                    author_name=("Christabel Montgomery-Fairweather " + LONG_WORD)[:200],
+                    text="Absolutely delighted with the service today, thank you all!",
+                    created_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+                )
+            ],
+        )
+        db.session.commit()
+    support = live_server.add_user("support")
+    sign_in(page, live_server, support.email, support.password)
+    row = page.locator("#mention-rows li.row").first
+    for part in (row.locator("time"), row.get_by_text("Christabel Montgomery-Fairweather")):
+        box = part.last.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 360
+    sub = row.locator(".row-sub")
+    assert sub.evaluate("(el) => el.scrollWidth <= el.clientWidth + 1")
+    no_sideways_scroll(page)
+
+
+def test_a_new_problem_replaces_the_last_logged_message(live_server, page):
+    rep = live_server.add_user("rep")
+    contact_id = live_server.add_contact(rep, name="Noor Haddad")
+    sign_in(page, live_server, rep.email, rep.password)
+    page.goto(f"{live_server.url}/contacts/{contact_id}")
+    page.get_by_role("button", name="Call").tap()
+    status = page.locator(".log-status")
+    expect(status).to_have_text("Call logged.")
+    page.get_by_role("button", name="Note").tap()
+    expect(page.locator("#log-body-error")).to_have_text("Write the note first.")
+    expect(status).to_have_text("")
+
+
+def test_back_returns_to_the_same_place_in_a_long_list(live_server, page):
+    rep = live_server.add_user("rep")
+    for i in range(130):
+        live_server.add_contact(rep, name=f"Person {i:03d}")
+    sign_in(page, live_server, rep.email, rep.password)
+    rows = page.locator("#contact-rows > li[data-id]")
+    expect(rows).to_have_count(50)
+    for loaded in (100, 130):
+        page.locator("#contact-rows > li.more").scroll_into_view_if_needed()
+        expect(rows).to_have_count(loaded)
+    expect(page).to_have_url(re.compile(r"[?&]upto=\d+"))
+    target = page.get_by_role("link", name=re.compile("^Person 120"))
+    target.scroll_into_view_if_needed()
+    target.tap()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Person 120")
+    page.go_back()
+    expect(rows).to_have_count(130)
+    target = page.get_by_role("link", name=re.compile("^Person 120"))
+    expect(target).to_be_in_viewport()
+
+
+def test_a_desktop_puts_the_timeline_beside_the_contact(live_server, new_page):
+    page = new_page(viewport={"width": 1280, "height": 900}, is_mobile=False, has_touch=False)
+    rep = live_server.add_user("rep")
+    contact_id = live_server.add_contact(rep, name="Wide Screen", email="wide@example.com")
+    sign_in(page, live_server, rep.email, rep.password)
+    nav = page.get_by_role("banner").get_by_role("navigation", name="Main")
+    header = page.locator("header.bar").bounding_box()
+    contacts_link = nav.get_by_role("link", name="Contacts").bounding_box()
+    assert contacts_link["y"] < header["y"] + header["height"]  # in the header, on top
+    page.goto(f"{live_server.url}/contacts/{contact_id}")
+    details = page.locator(".contact-head").bounding_box()
+    timeline = page.locator("#timeline").bounding_box()
+    assert timeline["x"] >= details["x"] + details["width"]
+    assert abs(timeline["y"] - details["y"]) < 5
+    no_sideways_scroll(page, 1280)
