@@ -55,3 +55,32 @@ def test_search_index_follows_edits_and_deletes(app, client, login, make_user, m
     assert "Newname" not in client.get("/contacts?q=oldname").get_data(as_text=True)
     assert "Newname" in client.get("/contacts?q=secondco").get_data(as_text=True)
     assert "Newname" not in client.get("/contacts?q=firstco").get_data(as_text=True)
+
+
+def test_upgrades_keep_data_that_refers_to_rebuilt_tables(app, backend):
+    """SQLite rebuilds a table to drop a column: rows elsewhere that refer to it (a
+    contact's owner) must not stop the upgrade, nor be lost."""
+    from sqlalchemy import text
+
+    with app.app_context():
+        downgrade(revision="0003")
+        db.session.execute(
+            text(
+                "INSERT INTO users (id, email, name, role, password_hash, session_version,"
+                " created_at) VALUES (1, 'o@example.com', 'Owner', 'rep', 'x', 1,"
+                " CURRENT_TIMESTAMP)"
+            )
+        )
+        db.session.execute(
+            text(
+                "INSERT INTO contacts (id, name, sort_name, search_text, owner_id, created_at,"
+                " updated_at) VALUES (1, 'Kept', 'kept', 'kept', 1, CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP)"
+            )
+        )
+        db.session.commit()
+        db.session.remove()
+        upgrade()
+        assert db.session.execute(text("SELECT owner_id FROM contacts")).scalar() == 1
+        if backend == "sqlite":
+            assert db.session.execute(text("PRAGMA foreign_key_check")).all() == []
