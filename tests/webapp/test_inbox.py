@@ -597,3 +597,17 @@ def test_suggestions_take_wildcards_in_names_literally(app, make_user, make_cont
         db.session.commit()
         found = mentions.suggestions(db.session, db.session.get(Mention, mention_id))
         assert [c.name for c in found] == []
+
+
+@pytest.mark.parametrize("author", ["Jürgen Müller", "Jurgen Muller", "JÜRGEN MÜLLER"])
+def test_suggestions_fold_accents_as_search_does(app, make_user, make_contact, author):
+    rep = make_user("rep")
+    make_contact(rep, name="Jürgen Müller")
+    make_contact(rep, name="Unrelated Person")
+    with app.app_context():
+        mention_id = mentions.ingest(
+            db.session, [incoming("1", handle="jm_1980", name=author)]
+        ).stored[0]
+        db.session.commit()
+        found = mentions.suggestions(db.session, db.session.get(Mention, mention_id))
+        assert [c.name for c in found] == ["Jürgen Müller"]

@@ -44,6 +44,7 @@ from webapp.models.activities import MENTION_KIND
 from webapp.models.base import UTCDateTime, utcnow
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
+from webapp.services.search_text import fold
 from webapp.services.values import like_escape
 
 MATCHABLE = ("x", "mastodon", "bluesky")
@@ -617,8 +618,9 @@ def unlink(session: Session, user: User, mention: Mention) -> None:
 
 def suggestions(session: Session, mention: Mention, limit: int = 5) -> list[Contact]:
     """Contacts that may be this mention's author, most similar name first."""
-    name = (mention.author_name or "").lower()
-    local = mention.author_handle.split("@")[0].replace("_", " ").replace(".", " ")
+    # Folded as contacts' sort names are, so García's mention suggests Garcia too.
+    name = fold(mention.author_name or "")
+    local = fold(mention.author_handle.split("@")[0].replace("_", " ").replace(".", " "))
     words = {w for w in (name + " " + local).split() if len(w) >= 3}
     if not words:
         return []
