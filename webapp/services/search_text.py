@@ -43,7 +43,8 @@ _CJK = (
 )
 _CJK_RUN = re.compile(f"[{_CJK}]+")
 _CJK_TERM = re.compile(f"[{_CJK}]{{1,2}}")
-_DIGITS = re.compile(r"[^0-9]")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_PHONE_QUERY = re.compile(r"[0-9 +()./-]+")
 
 _region: str | None = None
 
@@ -89,7 +90,7 @@ def sort_name_for(name: str | None) -> str:
 
 def digits(value: str | None) -> str:
     """Only the ASCII digits of value."""
-    return _DIGITS.sub("", value or "")
+    return _NOT_DIGIT.sub("", value or "")
 
 
 def _parse(value: str) -> phonenumbers.PhoneNumber | None:
@@ -131,8 +132,12 @@ def phone_forms(phone: str | None) -> list[str]:
 def phone_query(query: str) -> str | None:
     """The digits to look for when query is a phone number: a whole number's national
     significant number, which every stored form of it contains; otherwise the digits as
-    typed (part of a number). None when query does not look like a phone number."""
-    if not re.fullmatch(r"[0-9 +()./-]+", query) or len(digits(query)) < 3:
+    typed (part of a number). None when query does not look like a phone number.
+
+    Like any digits, the national significant number also finds a number of another
+    country that holds the same digits (+1 207 946 3999 within +44 20 7946 3999).
+    """
+    if not _PHONE_QUERY.fullmatch(query) or len(digits(query)) < 3:
         return None
     number = _parse(query)
     if number is None:
