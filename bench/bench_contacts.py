@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 CACHE_DIR = Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "fieldcrm-bench")
-SEED_VERSION = 1  # bump when the generated data changes, so cached databases are rebuilt
+SEED_VERSION = 2  # bump when the generated data changes, so cached databases are rebuilt
 SECRET = "fieldcrm-bench-secret"  # noqa: S105 - a throwaway key for the benchmark's sessions
 PASSWORD = "bench-password-123"  # noqa: S105 - the seeded users' password
 USER_DOMAIN = "bench.fieldcrm.test"
@@ -232,10 +232,14 @@ class Dataset:
 def generate(n_contacts: int, n_activities: int, seed: int = 7) -> Dataset:
     """Users of each role, varied contacts with handles, and per-contact activity counts:
     a few contacts with thousands of entries, some with hundreds, most with a handful."""
+    from webapp.services import search_text
     from webapp.services.contacts import search_text_for
     from webapp.services.demo import CITIES, FIRST, LAST, STREETS, TAGS, TITLES
     from webapp.services.passwords import hash_password
+    from webapp.services.search_text import sort_name_for
 
+    # Numbers read in the region the app will be given: no app exists yet at this point.
+    search_text.configure(os.environ.get("DEFAULT_PHONE_REGION"))
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     pw = hash_password(PASSWORD)
@@ -288,7 +292,7 @@ def generate(n_contacts: int, n_activities: int, seed: int = 7) -> Dataset:
         row = {
             "id": cid,
             "name": name,
-            "sort_name": name.lower(),
+            "sort_name": sort_name_for(name),
             "email": email,
             "phone": phone,
             "company": company,

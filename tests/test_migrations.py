@@ -3,9 +3,11 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select, text
 
 from webapp.extensions import db
+from webapp.models import Contact
+from webapp.models.base import utcnow
 
 
 def _diff(app):
@@ -84,3 +86,67 @@ def test_upgrades_keep_data_that_refers_to_rebuilt_tables(app, backend):
         assert db.session.execute(text("SELECT owner_id FROM contacts")).scalar() == 1
         if backend == "sqlite":
             assert db.session.execute(text("PRAGMA foreign_key_check")).all() == []
+
+
+def _old_row(i: int, name: str, **fields) -> dict:
+    """A contact as revision 0004's code stored it: lower-cased, no job title searched."""
+    phone = fields.get("phone")
+    parts = [name, fields.get("company"), "".join(ch for ch in phone or "" if ch.isdigit())]
+    return {
+        "id": i,
+        "name": name,
+        "sort_name": name.lower(),
+        "search_text": " ".join(p for p in parts if p).lower(),
+        "company": fields.get("company"),
+        "title": fields.get("title"),
+        "phone": phone,
+        "created_at": utcnow(),
+        "updated_at": utcnow(),
+    }
+
+
+def test_upgrade_makes_contacts_stored_before_it_findable_as_typed(
+    app, backend, client, login, make_user
+):
+    rep = make_user("rep")
+    rows = [_old_row(i, f"Ørjan {i:04d} Ørsted", company="Vind") for i in range(1, 2501)]
+    rows += [
+        _old_row(3001, "王小明", company="北京贸易"),
+        _old_row(3002, "Dana Ward", title="Procurement Lead"),
+        _old_row(3003, "Intl Number", phone="+44 20 7946 3999"),
+    ]
+    with app.app_context():
+        downgrade(revision="0004")
+        db.session.execute(Contact.__table__.insert(), rows)
+        db.session.commit()
+        upgrade()
+    login(rep)
+    for query, name in [
+        ("Orsted 0001", "Ørjan 0001 Ørsted"),
+        ("orsted 2500", "Ørjan 2500 Ørsted"),
+        ("小明", "王小明"),
+        ("procurement", "Dana Ward"),
+        ("020 7946 3999", "Intl Number"),
+    ]:
+        html = client.get("/contacts", query_string={"q": query}).get_data(as_text=True)
+        assert name in html, query
+    with app.app_context():
+        # Every batch was rewritten, and on SQLite the FTS5 index followed each row.
+        folded = db.session.scalar(
+            select(func.count()).where(Contact.search_text.like("orjan % orsted vind"))
+        )
+        assert folded == 2500
+        if backend == "sqlite":
+            indexed = db.session.scalar(
+                text("SELECT count(*) FROM contacts_fts WHERE contacts_fts MATCH '\"orsted\"'")
+            )
+            assert indexed == 2500
+        downgrade(revision="0004")
+        old = db.session.execute(
+            select(Contact.sort_name, Contact.search_text).where(Contact.id.in_([1, 3003]))
+        ).all()
+        assert sorted(old) == [
+            ("intl number", "intl number 442079463999"),
+            ("ørjan 0001 ørsted", "ørjan 0001 ørsted vind"),
+        ]
+        upgrade()

@@ -28,9 +28,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from webapp import cli, errors, htmx, inputs, security, templating
     from webapp.extensions import compress, csrf, db, login, migrate
     from webapp.extensions import htmx as htmx_ext
-    from webapp.services import passwords
+    from webapp.services import passwords, search_text
 
     passwords.configure(app.config["ARGON2_PROFILE"])
+    search_text.configure(app.config["DEFAULT_PHONE_REGION"])
     inputs.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

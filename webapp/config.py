@@ -75,6 +75,8 @@ def from_environment(instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_BODY_BYTES", str(1024 * 1024))),
         "HSTS_SECONDS": int(os.environ.get("HSTS_SECONDS", "31536000")),
         "UNDO_MINUTES": int(os.environ.get("UNDO_MINUTES", "30")),
+        # Unset: no country is guessed for a number written without + (see the README).
+        "DEFAULT_PHONE_REGION": os.environ.get("DEFAULT_PHONE_REGION") or None,
         "ARGON2_PROFILE": os.environ.get("ARGON2_PROFILE", "RFC_9106_LOW_MEMORY"),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # Compressed by the app itself, since not every platform compresses in front of

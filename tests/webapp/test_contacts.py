@@ -1,15 +1,20 @@
 """Contacts: search, pages and fragments, add, edit, handles, delete and undo."""
 
+import re
 import uuid
 from datetime import timedelta
+from html import unescape
 
 import pytest
 
 from webapp.extensions import db
 from webapp.models import Contact, ContactHandle
 from webapp.models.base import utcnow
+from webapp.services import search_text
 
 FRAGMENT = {"HX-Request": "true", "HX-Request-Type": "partial"}
+# With the apostrophe a phone keyboard types.
+OBRIEN = "Siobhán O\u2019Brien"
 
 
 def names(html: str, candidates) -> set[str]:
@@ -71,6 +76,194 @@ def test_search_over_name_company_email_phone(client, login, people, query, expe
     login(rep)
     html = client.get("/contacts", query_string={"q": query}).get_data(as_text=True)
     assert names(html, made) == expected
+
+
+def found(html: str) -> set[str]:
+    """The names of the contacts a list page shows (not the search box's own text)."""
+    return {unescape(n) for n in re.findall(r'<span class="row-title">([^<]*)</span>', html)}
+
+
+@pytest.fixture
+def typed(make_user, make_contact):
+    """Contacts whose names, titles and numbers are written as people write them."""
+    rep = make_user("rep")
+    for fields in [
+        {"name": "Søren Ørsted", "company": "Vindkraft"},
+        {"name": "Hans Muller"},
+        {"name": "Jürgen Müller"},
+        {"name": "Greta Mueller"},
+        {"name": OBRIEN, "company": "Łódź Motors"},
+        {"name": "王小明", "company": "北京贸易"},
+        {"name": "李明"},
+        {"name": "김민준"},
+        {"name": "山田さくら"},
+        {"name": "Dana Ward", "title": "Procurement Lead", "company": "Northwind"},
+        {"name": "Intl Number", "phone": "+44 20 7946 3999"},
+        {"name": "National Number", "phone": "020 7946 4111"},
+        {"name": "Belfast Number", "phone": "+44 28 2000 1234"},
+        {"name": "Abroad Number", "phone": "0044 161 496 0222"},
+        {"name": "Newyork Number", "phone": "+1 (212) 555-0199"},
+    ]:
+        make_contact(rep, **fields)
+    return rep
+
+
+def _search(client, query: str) -> set[str]:
+    r = client.get("/contacts", query_string={"q": query})
+    assert r.status_code == 200
+    return found(r.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # A national number with its trunk prefix finds the international form, and the
+        # other way round; the digits as typed still find a part of a number.
+        ("020 7946 3999", {"Intl Number"}),
+        ("02079463999", {"Intl Number"}),
+        ("(020) 7946-3999", {"Intl Number"}),
+        ("+44 20 7946 4111", {"National Number"}),
+        ("+44 (0)20 7946 4111", {"National Number"}),
+        ("0044 20 7946 4111", {"National Number"}),
+        ("0161 496 0222", {"Abroad Number"}),
+        ("+44 161 496 0222", {"Abroad Number"}),
+        ("7946 3999", {"Intl Number"}),
+        ("028 200", {"Belfast Number"}),
+        ("2820001234", {"Belfast Number"}),
+        ("212 555 0199", {"Newyork Number"}),
+        ("+1 212-555-0199", {"Newyork Number"}),
+        ("020 7946", {"Intl Number", "National Number"}),
+        ("020 7946 3998", set()),
+        ("+44 20 7946 4112", set()),
+        ("+44 28 2000 1235", set()),
+        ("0121 496 0222", set()),
+    ],
+)
+def test_search_finds_a_phone_number_in_any_form(client, login, typed, query, expected):
+    login(typed)
+    assert _search(client, query) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Ørsted", {"Søren Ørsted"}),
+        ("orsted", {"Søren Ørsted"}),
+        ("Orsted", {"Søren Ørsted"}),
+        ("ØRSTED", {"Søren Ørsted"}),
+        ("Örsted", {"Søren Ørsted"}),
+        ("soren", {"Søren Ørsted"}),
+        ("sø", {"Søren Ørsted"}),
+        ("Sø Ør", {"Søren Ørsted"}),
+        ("Müller", {"Hans Muller", "Jürgen Müller"}),
+        ("muller", {"Hans Muller", "Jürgen Müller"}),
+        ("MULLER", {"Hans Muller", "Jürgen Müller"}),
+        ("jurgen", {"Jürgen Müller"}),
+        # ü is not spelt ue: that is German alone, and would make Samuel samul.
+        ("Mueller", {"Greta Mueller"}),
+        ("o'brien", {OBRIEN}),
+        ("O\u2019Brien", {OBRIEN}),
+        ("siobhan", {OBRIEN}),
+        ("lodz", {OBRIEN}),
+        ("Oersted", set()),
+        ("ørstad", set()),
+        ("müler", set()),
+    ],
+)
+def test_search_folds_accents_both_ways(client, login, typed, query, expected):
+    login(typed)
+    assert _search(client, query) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("小明", {"王小明"}),
+        ("王小明", {"王小明"}),
+        ("王小", {"王小明"}),
+        ("王", {"王小明"}),
+        ("明", {"王小明", "李明"}),
+        ("李", {"李明"}),
+        ("贸易", {"王小明"}),
+        ("王 明", {"王小明"}),
+        ("민준", {"김민준"}),
+        ("김", {"김민준"}),
+        ("さくら", {"山田さくら"}),
+        ("くら", {"山田さくら"}),
+        ("田さ", {"山田さくら"}),
+        ("小李", set()),
+        ("明小", set()),
+        ("王明", set()),
+        ("준민", set()),
+        ("東", set()),
+        # A voicing mark makes another syllable, not an accent to drop: ざ is not さ.
+        ("ざくら", set()),
+    ],
+)
+def test_search_finds_short_cjk_terms_anywhere(client, login, typed, query, expected):
+    login(typed)
+    assert _search(client, query) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("procurement", {"Dana Ward"}),
+        ("Lead", {"Dana Ward"}),
+        ("procurement lead", {"Dana Ward"}),
+        ("dana procurement", {"Dana Ward"}),
+        ("procurement boss", set()),
+        ("purchasing", set()),
+    ],
+)
+def test_search_looks_in_job_titles(client, login, typed, query, expected):
+    login(typed)
+    assert _search(client, query) == expected
+
+
+def test_search_follows_an_edited_title_and_number(app, client, login, make_user, make_contact):
+    rep = make_user("rep")
+    c = make_contact(rep, name="Edna Edit", title="Buyer", phone="+44 20 7946 5000")
+    login(rep)
+    client.post(
+        f"/contacts/{c.id}/edit",
+        data={"name": "Edna Edit", "title": "Head of Sales", "phone": "+44 113 496 0001"},
+    )
+    assert _search(client, "head of sales") == {"Edna Edit"}
+    assert _search(client, "0113 496 0001") == {"Edna Edit"}
+    assert _search(client, "buyer") == set()
+    assert _search(client, "020 7946 5000") == set()
+
+
+@pytest.fixture
+def us_region():
+    """Read numbers written without + as US numbers, as DEFAULT_PHONE_REGION=US does."""
+    search_text.configure("US")
+    yield
+    search_text.configure(None)
+
+
+def test_a_default_region_reads_numbers_dialled_from_it(client, login, us_region, make_user,
+                                                        make_contact):  # fmt: skip
+    rep = make_user("rep")
+    # Dialled from the US (011 for abroad): only a US reading knows this is +44.
+    make_contact(rep, name="Dialled Abroad", phone="011 44 20 7946 3999")
+    make_contact(rep, name="Local Number", phone="(212) 555-0142")
+    login(rep)
+    assert _search(client, "020 7946 3999") == {"Dialled Abroad"}
+    assert _search(client, "+44 20 7946 3999") == {"Dialled Abroad"}
+    assert _search(client, "+1 212 555 0142") == {"Local Number"}
+    assert _search(client, "1 212 555 0142") == {"Local Number"}
+    assert _search(client, "020 7946 3990") == set()
+
+
+def test_without_a_region_no_country_is_guessed(client, login, make_user, make_contact):
+    rep = make_user("rep")
+    # Read as a GB number, (207) 946-3999 would be the London 020 7946 3999.
+    make_contact(rep, name="Maine Number", phone="(207) 946-3999")
+    login(rep)
+    assert _search(client, "020 7946 3999") == set()
+    assert _search(client, "207 946 3999") == {"Maine Number"}
 
 
 def test_search_as_you_type_answers_with_the_list_fragment(client, login, people):

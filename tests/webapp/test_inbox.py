@@ -670,3 +670,17 @@ def test_support_may_make_a_contact_from_a_mention(app, client, login, make_user
         made = db.session.scalar(select(Contact).where(Contact.name == "New Voice"))
         assert db.session.get(Mention, mention_id).contact_id == made.id
         assert [h.handle for h in made.handles] == ["newvoice"]
+
+
+@pytest.mark.parametrize("author", ["Jürgen Müller", "Jurgen Muller", "JÜRGEN MÜLLER"])
+def test_suggestions_fold_accents_as_search_does(app, make_user, make_contact, author):
+    rep = make_user("rep")
+    make_contact(rep, name="Jürgen Müller")
+    make_contact(rep, name="Unrelated Person")
+    with app.app_context():
+        mention_id = mentions.ingest(
+            db.session, [incoming("1", handle="jm_1980", name=author)]
+        ).stored[0]
+        db.session.commit()
+        found = contacts.suggestions(db.session, db.session.get(Mention, mention_id))
+        assert [c.name for c in found] == ["Jürgen Müller"]

@@ -3,7 +3,8 @@
 On SQLite a term found in many contacts is answered by walking the name index
 (bounded by WALK_ROWS), a rarer one through FTS5, and a walk that finds too few
 matches falls back to FTS5. Every page must be exactly what plain filtering and
-name order give, on either backend.
+name order give, on either backend: for folded names, job titles, phone numbers in
+any form and short CJK terms as for plain words.
 """
 
 import pytest
@@ -11,13 +12,14 @@ import pytest
 from webapp.extensions import db
 from webapp.models import Contact
 from webapp.services import contacts as service
+from webapp.services.search_text import sort_name_for
 
 LIMIT = 5
 
 
-def _add(owner_id: int, name: str, company: str) -> None:
-    contact = Contact(name=name, company=company, owner_id=owner_id)
-    contact.sort_name = name.lower()
+def _add(owner_id: int, name: str, company: str, **fields: str) -> None:
+    contact = Contact(name=name, company=company, owner_id=owner_id, **fields)
+    contact.sort_name = sort_name_for(name)
     contact.search_text = service.search_text_for(contact)
     db.session.add(contact)
 
@@ -33,18 +35,54 @@ def _all_pages(user, query: str, mine: bool = False) -> list[int]:
         after = page.next_after
 
 
+def _plain(rep_id: int, other_id: int) -> None:
+    for i in range(100):
+        _add(rep_id if i % 3 else other_id, f"Anna {i:03d} Acme", "Acme Tools")
+    for i in range(50):
+        _add(rep_id if i % 2 else other_id, f"Zed {i:03d} Zedson", "Acme Zed")
+    for i in range(6):
+        _add(rep_id, f"Mia {i} Midway", "Acme Tools")
+
+
+def _typed(rep_id: int, other_id: int) -> None:
+    """Accented names with job titles and numbers, and CJK names, which sort last."""
+    for i in range(50):
+        _add(rep_id if i % 3 else other_id, f"Anna {i:03d} Acme", "Acme Tools")
+    for i in range(80):
+        _add(
+            rep_id if i % 2 else other_id,
+            f"Ørjan {i:03d} Ørsted",
+            "Vind",
+            title="Procurement Lead" if i % 4 else "Buyer",
+            phone=f"+44 20 7946 {i:04d}",
+        )
+    for i in range(120):
+        name = f"王小明 {i:03d}" if i % 2 else f"李明 {i:03d}"
+        _add(rep_id if i % 3 else other_id, name, "北京贸易")
+
+
 @pytest.mark.parametrize(
-    "query",
+    ("data", "query", "walked"),
     [
-        "acme",  # in every contact: the walk fills each page
-        "zed",  # common, but all sort last: the walk finds nothing, FTS5 answers
-        "mid",  # rare: FTS5 from the start
-        "acme zed",  # every term must match
-        "acme mi",  # a short term beside a long one
+        (_plain, "acme", True),  # in every contact: the walk fills each page
+        (_plain, "zed", True),  # common, but all sort last: the walk finds nothing, FTS5 answers
+        (_plain, "mid", False),  # rare: FTS5 from the start
+        (_plain, "acme zed", False),  # every term must match
+        (_plain, "acme mi", False),  # a short term beside a long one
+        (_typed, "ØRSTED", True),  # folded to orsted: common, in names in the middle
+        (_typed, "ør 00", False),  # short folded terms: the start of the name, and of a word
+        (_typed, "procurement lead", False),  # a job title
+        (_typed, "020 7946 0013", False),  # a national number finds the stored +44 form
+        (_typed, "+44 20 7946 0013", False),
+        (_typed, "7946 001", False),  # digits as typed: part of a number
+        (_typed, "明", True),  # a one-character CJK term, common, in names that sort last
+        (_typed, "小明", False),  # two characters
+        (_typed, "王小明 00", False),  # a CJK name and a short term
     ],
 )
 @pytest.mark.parametrize("mine", [False, True])
-def test_search_pages_match_plain_filtering(app, make_user, monkeypatch, query, mine):
+def test_search_pages_match_plain_filtering(app, make_user, monkeypatch, data, query, walked,
+                                            mine):  # fmt: skip
     rep = make_user("rep")
     other = make_user("rep")
     monkeypatch.setattr(service, "WALK_ROWS", {"sqlite": 40, "postgresql": 40})
@@ -54,16 +92,11 @@ def test_search_pages_match_plain_filtering(app, make_user, monkeypatch, query, 
         service, "_walk_page", lambda *a, **k: walks.append(1) or real_walk(*a, **k)
     )
     with app.app_context():
-        for i in range(100):
-            _add(rep.id if i % 3 else other.id, f"Anna {i:03d} Acme", "Acme Tools")
-        for i in range(50):
-            _add(rep.id if i % 2 else other.id, f"Zed {i:03d} Zedson", "Acme Zed")
-        for i in range(6):
-            _add(rep.id, f"Mia {i} Midway", "Acme Tools")
+        data(rep.id, other.id)
         db.session.commit()
 
         user = db.session.get(type(rep), rep.id)
-        terms = query.split()
+        terms = service._terms(query)
         expected = [
             c.id
             for c in db.session.scalars(db.select(Contact).order_by(Contact.sort_name, Contact.id))
@@ -77,5 +110,5 @@ def test_search_pages_match_plain_filtering(app, make_user, monkeypatch, query, 
         ]
         assert expected
         assert _all_pages(user, query, mine) == expected
-        if query in {"acme", "zed"}:
+        if walked:
             assert walks, "the walk along the name index was not tried"

@@ -16,6 +16,7 @@ from webapp.models.base import utcnow
 from webapp.services import mentions, once
 from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
 from webapp.services.permissions import can, require
+from webapp.services.search_text import cjk_term, compose, fold, phone_query, sort_name_for
 from webapp.services.values import like_escape
 
 PAGE_SIZE = 50
@@ -38,7 +39,6 @@ EMAIL_RE = re.compile(
 )
 _PHONE = re.compile(r"^\+?[0-9 ()./-]+((x|ext\.?)\s*[0-9]{1,6})?$", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_PHONE_QUERY = re.compile(r"^[0-9 +()./-]+$")
 
 
 def digits(value: str | None) -> str:
@@ -47,9 +47,10 @@ def digits(value: str | None) -> str:
 
 
 def search_text_for(contact: Contact) -> str:
-    """The lower-cased text search looks in: name, company, email and phone digits."""
-    parts = [contact.name, contact.company, contact.email, digits(contact.phone)]
-    return " ".join(p for p in parts if p).lower()
+    """The folded text search looks in: name, company, job title, email, the phone
+    number's digits in the forms people type it, and short CJK words
+    (webapp.services.search_text)."""
+    return compose([contact.name, contact.company, contact.title, contact.email], contact.phone)
 
 
 def _clean(data: dict[str, str | None]) -> tuple[dict[str, str | None], dict[str, str]]:
@@ -129,7 +130,7 @@ def _clean_handles(
 def _apply(contact: Contact, values: dict[str, str | None]) -> None:
     for field, value in values.items():
         setattr(contact, field, value)
-    contact.sort_name = (contact.name or "").lower()
+    contact.sort_name = sort_name_for(contact.name)
     contact.search_text = search_text_for(contact)
 
 
@@ -324,11 +325,13 @@ class ContactPage:
 
 
 def _terms(query: str) -> list[str]:
-    """Split a search into terms; a phone-looking query becomes one string of digits."""
-    query = query.strip().lower()
-    if _PHONE_QUERY.match(query) and len(digits(query)) >= 3:
-        return [digits(query)]
-    return [t for t in query.split() if t][:8]
+    """Split a folded search into terms; a phone-looking query becomes one string of
+    digits, and a CJK term of one or two characters the space-bounded word stored for it."""
+    query = fold(query).strip()
+    number = phone_query(query)
+    if number is not None:
+        return [number]
+    return [cjk_term(t) or t for t in query.split()][:8]
 
 
 def _substring_filter(session: Session, term: str, walk: bool = False):
@@ -365,9 +368,10 @@ def _word_prefix_filter(term: str):
 def _search_filters(session: Session, query: str, walk: bool = False) -> list:
     """WHERE clauses for a search: every term must match.
 
-    Terms of three characters or more go through the trigram index. Shorter ones match
-    the start of a word; when the whole search is short, the first term is matched as
-    the start of the name, which the name index answers.
+    Terms of three characters or more (short CJK terms among them, with their spaces)
+    go through the trigram index. Shorter ones match the start of a word; when the whole
+    search is short, the first term is matched as the start of the (folded) name, which
+    the name index answers.
     """
     terms = _terms(query)
     long_terms = [t for t in terms if len(t) >= 3]
@@ -516,13 +520,13 @@ def _walk_page(
 
 
 def _words(text: str) -> list[str]:
-    """The words of a name, lower-cased, without punctuation."""
-    return [w for w in re.split(r"[\W_]+", text.casefold()) if w]
+    """The words of a name, folded as search folds them, without punctuation."""
+    return [w for w in re.split(r"[\W_]+", fold(text)) if w]
 
 
 def _handle_name(handle: str) -> str:
     """The name part of a handle: before "@" (Mastodon), or the first label (Bluesky)."""
-    return handle.lstrip("@").split("@")[0].split(".")[0].casefold()
+    return fold(handle.lstrip("@").split("@")[0].split(".")[0])
 
 
 def suggestions(session: Session, mention: Mention, limit: int = 5) -> list[Contact]:

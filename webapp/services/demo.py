@@ -15,6 +15,7 @@ from webapp.models import Activity, Contact, ContactHandle, Source, User
 from webapp.models.base import utcnow
 from webapp.services.contacts import search_text_for
 from webapp.services.passwords import hash_password
+from webapp.services.search_text import sort_name_for
 
 PASSWORD = "demo-password"  # noqa: S105 - printed on the console for the demo logins
 DOMAIN = "demo.fieldcrm.test"
@@ -160,7 +161,7 @@ def seed(session: Session, contacts: int = 300, rng_seed: int = 7) -> None:
             owner_id=rng.choice(owners).id,
             created_at=now - timedelta(days=rng.randrange(30, 400)),
         )
-        contact.sort_name = contact.name.lower()
+        contact.sort_name = sort_name_for(contact.name)
         contact.search_text = search_text_for(contact)
         for network, handle in _handles(rng, local):
             if (network, handle) not in used_handles:
@@ -199,7 +200,7 @@ def _seed_demo_authors(session: Session, rng: random.Random, owners: list[User],
             owner_id=rng.choice(owners).id,
             created_at=now - timedelta(days=rng.randrange(30, 400)),
         )
-        contact.sort_name = contact.name.lower()
+        contact.sort_name = sort_name_for(contact.name)
         contact.search_text = search_text_for(contact)
         contact.handles = [ContactHandle(network=n, handle=h) for n, h in handles]
         session.add(contact)
