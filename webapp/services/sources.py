@@ -69,6 +69,22 @@ def spend_usd(source: Source, now: datetime | None = None) -> float:
     return round(reads_this_month(source, now) * rate, 2)
 
 
+def last_poll_words(source: Source) -> str:
+    """What the last poll did, in words: "3 fetched, 3 already stored"."""
+    if source.last_polled_at is None:
+        return "No poll yet"
+    if source.last_fetched is None:
+        return "Nothing: the poll did not get through (see the last error)"
+    if source.last_fetched == 0:
+        return "0 fetched: nothing new since the poll before"
+    parts = [f"{source.last_fetched} fetched"]
+    if source.last_stored:
+        parts.append(f"{source.last_stored} stored")
+    if source.last_duplicates:
+        parts.append(f"{source.last_duplicates} already stored")
+    return ", ".join(parts)
+
+
 def over_cap(source: Source, now: datetime | None = None) -> bool:
     """True when the next poll could take an X source past its monthly cap."""
     if source.kind != "x" or source.monthly_cap_usd is None:
@@ -330,12 +346,14 @@ def poll(
     """Run one poll: fetch, store the new mentions and advance the cursor together.
 
     Failures are recorded on the source in words; a rate limit sets retry_after, a usage
-    cap marks the source capped. A deleted source is not polled. The caller commits.
+    cap marks the source capped. What the poll fetched, stored and found stored already
+    is kept for its health. A deleted source is not polled. The caller commits.
     """
     if source.deleted_at is not None:
         return None
     now = now or utcnow()
     source.last_polled_at = now
+    source.last_fetched = source.last_stored = source.last_duplicates = None
     if over_cap(source, now):
         source.capped_at = source.capped_at or now
         source.last_error = (
@@ -364,6 +382,9 @@ def poll(
         source.last_error_at = now
         return None
     outcome = mentions.ingest(session, result.mentions, source)
+    source.last_fetched = len(result.mentions)
+    source.last_stored = len(outcome.stored)
+    source.last_duplicates = outcome.duplicates
     source.cursor = result.cursor
     month = _month(now)
     if source.reads_month != month:

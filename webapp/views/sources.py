@@ -35,6 +35,7 @@ def _context(**extra) -> dict:
         "can_manage": can(current_user, "source.manage"),
         "spend": sources.spend_usd,
         "reads": sources.reads_this_month,
+        "last_poll": sources.last_poll_words,
         **extra,
     }
 
