@@ -32,7 +32,11 @@ CSP = "; ".join(
 def load_user(session_key: str) -> User | None:
     """The user of this cookie's session row: a signed-out session, an ended one or a
     disabled user signs the cookie out."""
-    return auth.session_user(db.session, session_key, current_app.permanent_session_lifetime)
+    user = auth.session_user(db.session, session_key, current_app.permanent_session_lifetime)
+    if user is not None:
+        # What the audit log records of where a change came from.
+        user.client_address = request.remote_addr or ""
+    return user
 
 
 def init_app(app: Flask) -> None:

@@ -27,6 +27,7 @@ PLACES = (
     Place("inbox.index", "Inbox", "inbox", "mention.view"),
     Place("sources.index", "Sources", "sources", "source.view"),
     Place("users.index", "Users", "users", "user.view"),
+    Place("users.audit_log", "Audit log", "audit", "audit.view"),
 )
 # How many places a phone's tab bar holds before the rest go under "More".
 TABS = 4
@@ -46,7 +47,7 @@ def nav(user) -> dict:
     which place the current page belongs to."""
     shown = places(user)
     tabs, more = (shown, []) if len(shown) <= TABS else (shown[: TABS - 1], shown[TABS - 1 :])
-    current = next(
+    current = next((p.endpoint for p in shown if request.endpoint == p.endpoint), None) or next(
         (p.endpoint for p in shown if request.blueprint == p.endpoint.partition(".")[0]), None
     )
     return {"tabs": tabs, "more": more, "current": current}

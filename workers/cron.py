@@ -41,4 +41,5 @@ def build(connection: Redis, logging_level: int | str = logging.INFO) -> LockedC
     scheduler.register(jobs.dispatch_polls, "default", interval=15)
     scheduler.register(jobs.purge_login_failures, "low", interval=3600)
     scheduler.register(jobs.purge_deleted_contacts, "low", interval=24 * 3600)
+    scheduler.register(jobs.purge_deleted_sources, "low", interval=24 * 3600)
     return scheduler

@@ -42,6 +42,13 @@ def purge_deleted_contacts() -> int:
     return len(ids)
 
 
+def purge_deleted_sources() -> int:
+    """Remove sources soft-deleted more than 30 days ago; their mentions stay."""
+    count = sources.purge_deleted(db.session, utcnow() - PURGE_AFTER)
+    db.session.commit()
+    return count
+
+
 def purge_login_failures() -> int:
     """Forget failed sign-ins older than a day (the throttle's window is far shorter) and
     sessions past their lifetime."""

@@ -53,9 +53,10 @@ def test_admin_adds_edits_pauses_and_deletes_a_source(app, client, login, make_u
         )
         assert source.enabled is False
     assert "Paused" in client.get(url).get_data(as_text=True)
-    client.post(f"{url}/delete")
+    client.post(f"{url}/delete", data={"confirm": "yes"})
     with app.app_context():
-        assert db.session.scalar(select(Source)) is None
+        assert db.session.scalar(select(Source)).deleted_at is not None
+    assert client.get(url).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -149,6 +150,7 @@ def test_webhook_source_shows_its_secret_once(app, client, login, make_user):
 def test_deleting_a_source_keeps_its_mentions(app, client, login, make_user):
     from tests.webapp.test_inbox import incoming
     from webapp.services import mentions
+    from workers import jobs
 
     with app.app_context():
         source = Source(name="Feed", kind="demo", config={"batch": 3})
@@ -158,6 +160,13 @@ def test_deleting_a_source_keeps_its_mentions(app, client, login, make_user):
         db.session.commit()
         source_id = source.id
     login(make_user("admin"))
-    client.post(f"/sources/{source_id}/delete")
+    client.post(f"/sources/{source_id}/delete", data={"confirm": "yes"})
     with app.app_context():
+        assert db.session.scalar(select(Mention)).source_id == source_id
+        source = db.session.get(Source, source_id)
+        source.deleted_at -= jobs.PURGE_AFTER
+        db.session.commit()
+        assert jobs.purge_deleted_sources() == 1
+    with app.app_context():
+        assert db.session.get(Source, source_id) is None
         assert db.session.scalar(select(Mention)).source_id is None

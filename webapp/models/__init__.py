@@ -1,11 +1,12 @@
 """SQLAlchemy models, one module per aggregate; importing this package registers them all."""
 
 from webapp.models.activities import ACTIVITY_KINDS, Activity
+from webapp.models.audit import AuditEvent
 from webapp.models.contacts import NETWORKS, Contact, ContactHandle
 from webapp.models.forms import FormSubmission
 from webapp.models.mentions import LABELS, Mention
 from webapp.models.sources import SOURCE_KINDS, Source
-from webapp.models.users import ROLES, LoginFailure, User, UserSession
+from webapp.models.users import ROLES, AccountLink, LoginFailure, User, UserSession
 
 __all__ = [
     "ACTIVITY_KINDS",
@@ -13,7 +14,9 @@ __all__ = [
     "NETWORKS",
     "ROLES",
     "SOURCE_KINDS",
+    "AccountLink",
     "Activity",
+    "AuditEvent",
     "Contact",
     "ContactHandle",
     "FormSubmission",

@@ -31,12 +31,20 @@ class Source(db.Model):
     # Set from a 429's reset time: no poll is enqueued before it.
     retry_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
     mentions_stored: Mapped[int] = mapped_column(default=0)
+    # What the last poll brought: how many mentions it fetched, how many of them were new
+    # and stored, how many were stored already. None when it failed or fetched nothing yet.
+    last_fetched: Mapped[int | None] = mapped_column()
+    last_stored: Mapped[int | None] = mapped_column()
+    last_duplicates: Mapped[int | None] = mapped_column()
     # X bills every post and user read: counted per calendar month (UTC).
     reads_month: Mapped[str | None] = mapped_column(String(7))
     reads_this_month: Mapped[int] = mapped_column(default=0)
     monthly_cap_usd: Mapped[float | None] = mapped_column()
     capped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Soft delete: not polled nor listed from then on; Undo within UNDO_MINUTES, and the
+    # purge job removes it later (its mentions stay).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_sources_enabled", "enabled"),)
 

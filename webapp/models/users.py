@@ -1,11 +1,13 @@
-"""People who sign in, their roles, their sessions (one row per signed-in device), and the
-record of failed sign-ins used for throttling."""
+"""People who sign in, their roles, their sessions (one row per signed-in device), the
+one-time links that let someone set a password (invites and resets), and the record of
+failed sign-ins used for throttling."""
 
 from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
@@ -13,7 +15,24 @@ from webapp.models.base import UTCDateTime, utcnow
 ROLES = ("admin", "manager", "rep", "support", "marketer")
 
 
+# What a removed user's email column holds: never an address (no @), so it matches no
+# sign-in and no invite, and the address is free for a new account.
+REMOVED_EMAIL = "removed:{}"
+
+
 class User(UserMixin, db.Model):
+    """Someone who signs in.
+
+    Removing a user keeps the row as a tombstone rather than deleting it: activities
+    (author_id), contacts (owner_id), matched mentions (matched_by_id) and the audit log
+    point at users, and the history must keep saying who logged a call or owned a
+    contact. Deleting the row would mean nulling those references (the name gone) or
+    copying the name into every table that points here. A tombstone has removed_at set,
+    no password hash, no sessions, and its email moved to former_email, so the address
+    can be invited again (email stays unique among everyone, removed or not, and needs
+    no partial index or table rebuild).
+    """
+
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -24,11 +43,22 @@ class User(UserMixin, db.Model):
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    former_email: Mapped[str | None] = mapped_column(String(254))
 
     @property
     def is_active(self) -> bool:
-        """A disabled user can neither sign in nor keep a session."""
-        return self.disabled_at is None
+        """A disabled or removed user can neither sign in nor keep a session."""
+        return self.disabled_at is None and self.removed_at is None
+
+    @property
+    def shown_email(self) -> str:
+        """The address to show: a removed user's former one."""
+        return (self.former_email or self.email) if self.removed_at else self.email
+
+    # The client address of the request this user object acts in, set by the views: the
+    # audit log records it with every change the user makes.
+    client_address = None
 
     # The key of the session this user object was loaded through (or just created for):
     # what Flask-Login keeps in the cookie, so ending that session row ends the cookie.
@@ -70,3 +100,49 @@ class LoginFailure(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+
+
+LINK_KINDS = ("invite", "reset")
+
+
+class AccountLink(db.Model):
+    """A one-time link to set a password: an invite (used, it makes the user with the
+    name and role the admin gave) or a password reset of an existing user.
+
+    The link carries a random token; only its hash is stored, so this table lets no one
+    in. A link is open until it is used, revoked or replaced (revoked_at, with the
+    reason), or past expires_at; at most one link per email is open at once.
+    """
+
+    __tablename__ = "account_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str | None] = mapped_column(String(16))
+    # A reset's user; an invite's once used (the user it made).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "revoked" by an admin, "replaced" by a newer link, or the user was "removed" or
+    # "disabled".
+    revoked_reason: Mapped[str | None] = mapped_column(String(16))
+
+    user = relationship("User", foreign_keys=[user_id])
+    created_by = relationship("User", foreign_keys=[created_by_id])
+
+    __table_args__ = (
+        # One open link per email: a double submit replaces, and a race cannot leave two.
+        Index(
+            "uq_account_links_open_email",
+            "email",
+            unique=True,
+            sqlite_where=sql_text("used_at IS NULL AND revoked_at IS NULL"),
+            postgresql_where=sql_text("used_at IS NULL AND revoked_at IS NULL"),
+        ),
+    )

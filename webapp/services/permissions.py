@@ -52,6 +52,8 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
         return role in MANAGERS
     if action == "user.manage":
         return role == "admin"
+    if action == "audit.view":
+        return role == "admin"
     raise ValueError(f"unknown action {action!r}")
 
 

@@ -17,7 +17,7 @@ from social.mention import FetchResult, RateLimited, SourceError, UsageCapped
 from social.webhook import SPEAKS_FOR
 from webapp.models import SOURCE_KINDS, Source, User
 from webapp.models.base import utcnow
-from webapp.services import mentions
+from webapp.services import audit, mentions
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import require
 
@@ -74,6 +74,22 @@ def spend_usd(source: Source, now: datetime | None = None) -> float:
     """Estimated spend of this source this month."""
     rate = float(source.config.get("cost_per_read_usd", X_COST_PER_READ_USD))
     return round(reads_this_month(source, now) * rate, 2)
+
+
+def last_poll_words(source: Source) -> str:
+    """What the last poll did, in words: "3 fetched, 3 already stored"."""
+    if source.last_polled_at is None:
+        return "No poll yet"
+    if source.last_fetched is None:
+        return "Nothing: the poll did not get through (see the last error)"
+    if source.last_fetched == 0:
+        return "0 fetched: nothing new since the poll before"
+    parts = [f"{source.last_fetched} fetched"]
+    if source.last_stored:
+        parts.append(f"{source.last_stored} stored")
+    if source.last_duplicates:
+        parts.append(f"{source.last_duplicates} already stored")
+    return ", ".join(parts)
 
 
 def over_cap(source: Source, now: datetime | None = None) -> bool:
@@ -210,10 +226,11 @@ def update_source(session: Session, user: User, source: Source, data: dict[str, 
 
 
 def get_source(session: Session, user: User, source_id: int) -> Source:
-    """A source, for those who may see sources. :raise NotFoundError:"""
+    """A live source, for those who may see sources. :raise NotFoundError: unknown or
+    deleted."""
     require(user, "source.view")
     source = session.get(Source, source_id)
-    if source is None:
+    if source is None or source.deleted_at is not None:
         raise NotFoundError(f"source {source_id}")
     return source
 
@@ -225,15 +242,94 @@ def set_enabled(session: Session, user: User, source: Source, enabled: bool) -> 
 
 
 def delete_source(session: Session, user: User, source: Source) -> None:
-    """Remove a source; the mentions it stored stay."""
+    """Soft-delete a source: from now on it is neither polled nor listed, until restored
+    within the undo window; the purge removes it later. Its mentions stay either way."""
     require(user, "source.manage")
-    session.delete(source)
+    if source.deleted_at is not None:
+        return
+    source.deleted_at = utcnow()
+    audit.record(
+        session,
+        user,
+        "source.deleted",
+        "source",
+        source.id,
+        label=source.name,
+        changes={"deleted_at": (None, source.deleted_at)},
+    )
+    session.flush()
+
+
+def restore_source(session: Session, user: User, source_id: int, undo_window: timedelta) -> Source:
+    """Undo a delete made less than undo_window ago; polling goes on as before.
+
+    :raise NotFoundError: unknown, not deleted, or deleted too long ago.
+    """
+    require(user, "source.manage")
+    source = session.get(Source, source_id)
+    if source is None or source.deleted_at is None:
+        raise NotFoundError(f"deleted source {source_id}")
+    if utcnow() - source.deleted_at > undo_window:
+        raise NotFoundError(f"deleted source {source_id} is past its undo window")
+    before, source.deleted_at = source.deleted_at, None
+    audit.record(
+        session,
+        user,
+        "source.restored",
+        "source",
+        source.id,
+        label=source.name,
+        changes={"deleted_at": (before, None)},
+    )
+    session.flush()
+    return source
+
+
+def recently_deleted(session: Session, user: User, undo_window: timedelta) -> list[Source]:
+    """Sources deleted within undo_window, which Undo can still bring back; newest first."""
+    require(user, "source.view")
+    return list(
+        session.scalars(
+            select(Source)
+            .where(Source.deleted_at > utcnow() - undo_window)
+            .order_by(Source.deleted_at.desc())
+        )
+    )
+
+
+def purge_deleted(session: Session, cutoff: datetime) -> int:
+    """Remove for good the sources deleted before cutoff (their mentions stay, without a
+    source), each noted in the audit log; how many. The caller commits."""
+    rows = list(
+        session.scalars(
+            select(Source).where(Source.deleted_at.is_not(None), Source.deleted_at < cutoff)
+        )
+    )
+    for source in rows:
+        audit.record(session, None, "source.purged", "source", source.id, label=source.name)
+        session.delete(source)
+    session.flush()
+    return len(rows)
 
 
 def list_sources(session: Session, user: User) -> list[Source]:
-    """Every source, by name."""
+    """Every live source, by name."""
     require(user, "source.view")
-    return list(session.scalars(select(Source).order_by(Source.name)))
+    return list(
+        session.scalars(select(Source).where(Source.deleted_at.is_(None)).order_by(Source.name))
+    )
+
+
+def capped_sources(session: Session) -> list[Source]:
+    """Live sources stopped by their spend cap (the inbox says so to everyone; only the
+    kind is shown to those who may not see sources)."""
+    return list(
+        session.scalars(
+            select(Source)
+            .where(Source.deleted_at.is_(None), Source.capped_at.is_not(None))
+            .order_by(Source.name)
+        )
+    )
 
 
 def due_sources(session: Session, now: datetime) -> list[Source]:
@@ -241,6 +337,7 @@ def due_sources(session: Session, now: datetime) -> list[Source]:
     rows = session.scalars(
         select(Source).where(
             Source.enabled.is_(True),
+            Source.deleted_at.is_(None),
             Source.kind != "webhook",
             or_(Source.retry_after.is_(None), Source.retry_after <= now),
         )
@@ -358,10 +455,14 @@ def poll(
 
     Failures are recorded on the source in words; a rate limit sets retry_after, a usage
     cap marks the source capped. credentials are the deployment's (see connector_config).
-    The caller commits.
+    What the poll fetched, stored and found stored already is kept for its health. A
+    deleted source is not polled. The caller commits.
     """
+    if source.deleted_at is not None:
+        return None
     now = now or utcnow()
     source.last_polled_at = now
+    source.last_fetched = source.last_stored = source.last_duplicates = None
     if over_cap(source, now):
         source.capped_at = source.capped_at or now
         source.last_error = (
@@ -390,6 +491,9 @@ def poll(
         source.last_error_at = now
         return None
     outcome = mentions.ingest(session, result.mentions, source)
+    source.last_fetched = len(result.mentions)
+    source.last_stored = len(outcome.stored)
+    source.last_duplicates = outcome.duplicates
     source.cursor = result.cursor
     month = _month(now)
     if source.reads_month != month:

@@ -21,11 +21,16 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def webhook(source_id: int):
     """Accept normalized mentions signed with the source's secret (HMAC-SHA256).
 
-    401 for a missing or wrong signature, 404 for an unknown or paused source, 422 for
+    401 for a missing or wrong signature, 404 for an unknown, paused or deleted source, 422 for
     a body that is not mentions; nothing is stored unless all of it is valid.
     """
     source = db.session.get(Source, source_id)
-    if source is None or source.kind != "webhook" or not source.enabled:
+    if (
+        source is None
+        or source.kind != "webhook"
+        or not source.enabled
+        or source.deleted_at is not None
+    ):
         return jsonify(error="No such webhook."), 404
     body = read_body(signed.MAX_BODY)
     try:

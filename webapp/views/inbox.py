@@ -8,8 +8,9 @@ from flask_login import current_user, login_required
 from webapp.extensions import db
 from webapp.htmx import render
 from webapp.inputs import id_field
-from webapp.models import LABELS, Source
+from webapp.models import LABELS
 from webapp.services import contacts, mentions
+from webapp.services import sources as source_service
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can
 from webapp.views import undo_flash
@@ -57,9 +58,9 @@ def index():
         page = mentions.list_through(db.session, current_user, through, **filters)
     else:
         page = mentions.list_mentions(db.session, current_user, before=before, **filters)
-    every_source = db.session.query(Source).order_by(Source.name).all()
-    sources = every_source if can(current_user, "source.view") else []
-    capped = [s for s in every_source if s.capped_at]
+    may_see = can(current_user, "source.view")
+    sources = source_service.list_sources(db.session, current_user) if may_see else []
+    capped = source_service.capped_sources(db.session)
     args = {
         k: v
         for k, v in request.args.items()

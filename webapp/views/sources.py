@@ -1,9 +1,9 @@
-"""Social sources, for admins (manage) and managers (view): add, edit, pause, delete,
-poll now, and each source's health."""
+"""Social sources, for admins (manage) and managers (view): add, edit, pause, delete
+(asked first, with Undo), poll now, and each source's health."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -11,8 +11,9 @@ from flask_login import current_user, login_required
 from webapp.extensions import db
 from webapp.htmx import render
 from webapp.services import sources
-from webapp.services.errors import ValidationError
+from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import can, require
+from webapp.views import undo_flash
 
 bp = Blueprint("sources", __name__, url_prefix="/sources")
 
@@ -23,12 +24,17 @@ def signed_in():
     """Every sources page needs a signed-in user."""
 
 
+def _undo_window() -> timedelta:
+    return timedelta(minutes=current_app.config["UNDO_MINUTES"])
+
+
 def _context(**extra) -> dict:
     return {
         "kinds": sources.KIND_LABELS,
         "can_manage": can(current_user, "source.manage"),
         "spend": sources.spend_usd,
         "reads": sources.reads_this_month,
+        "last_poll": sources.last_poll_words,
         **extra,
     }
 
@@ -37,7 +43,11 @@ def _context(**extra) -> dict:
 def index():
     """Every source with its health. :raise 403: not admin or manager."""
     rows = sources.list_sources(db.session, current_user)
-    return render_template("sources/index.html", **_context(sources=rows))
+    deleted = sources.recently_deleted(db.session, current_user, _undo_window())
+    return render_template(
+        "sources/index.html",
+        **_context(sources=rows, deleted=deleted, undo_minutes=current_app.config["UNDO_MINUTES"]),
+    )
 
 
 @bp.get("/new")
@@ -155,14 +165,54 @@ def resume(source_id: int):
     return redirect(url_for("sources.show", source_id=source.id), 303)
 
 
+def _confirm_delete(source):
+    return render_template(
+        "sources/delete.html",
+        **_context(source=source, undo_minutes=current_app.config["UNDO_MINUTES"]),
+    )
+
+
+@bp.get("/<int:source_id>/delete")
+def confirm_delete(source_id: int):
+    """Ask before deleting. :raise 403: not admin."""
+    source = sources.get_source(db.session, current_user, source_id)
+    require(current_user, "source.manage")
+    return _confirm_delete(source)
+
+
 @bp.post("/<int:source_id>/delete")
 def delete(source_id: int):
-    """Remove the source; its mentions stay in the inbox."""
+    """Delete the source once confirmed (polling stops at once); Undo on the list for a
+    while. Its mentions stay in the inbox."""
     source = sources.get_source(db.session, current_user, source_id)
+    require(current_user, "source.manage")
+    if request.form.get("confirm") != "yes":
+        return _confirm_delete(source)
     sources.delete_source(db.session, current_user, source)
     db.session.commit()
-    flash(f"Deleted {source.name}. Its mentions stay in the inbox.", "success")
+    undo_flash(
+        f"Deleted {source.name}: it is no longer polled. Its mentions stay in the inbox.",
+        url_for("sources.restore", source_id=source.id),
+    )
     return redirect(url_for("sources.index"), 303)
+
+
+@bp.post("/<int:source_id>/restore")
+def restore(source_id: int):
+    """Undo a delete within the undo window; past it, say so."""
+    try:
+        source = sources.restore_source(db.session, current_user, source_id, _undo_window())
+    except NotFoundError:
+        db.session.rollback()
+        flash(
+            "That source can no longer be brought back: Undo works for"
+            f" {current_app.config['UNDO_MINUTES']} minutes after a delete.",
+            "error",
+        )
+        return redirect(url_for("sources.index"), 303)
+    db.session.commit()
+    flash(f"Restored {source.name}.", "success")
+    return redirect(url_for("sources.show", source_id=source.id), 303)
 
 
 @bp.post("/<int:source_id>/poll")
