@@ -1,4 +1,7 @@
-"""The `crm` command: create-user, seed-demo, and `crm up` from start to Ctrl-C."""
+"""The `crm` command: create-user, seed-demo, `crm up` from start to Ctrl-C, and how
+the scheduler takes its signals."""
+
+from __future__ import annotations
 
 import os
 import re
@@ -11,9 +14,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+from rq import Queue
+
 from webapp.extensions import db
 from webapp.models import User
 from webapp.services import demo
+from workers import cron
+from workers.queues import connect
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_create_user(app):
@@ -142,3 +151,62 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
         assert conn.execute("select count(*) from sources where kind = 'demo'").fetchone()[0] == 1
         assert conn.execute("select count(*) from mentions").fetchone()[0] >= 3
         assert conn.execute("select count(*) from activities").fetchone()[0] > 300
+
+
+def _crm_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a `crm worker` or `crm scheduler` run alone."""
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "INSTANCE_PATH": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
+        "SECRET_KEY": "x",
+    }
+
+
+def _wait_for(predicate, what: str, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{log.read_text()}"
+        time.sleep(0.05)
+
+
+def test_crm_scheduler_stops_once_and_quietly_however_many_signals_come(redis_url, tmp_path):
+    """Under a supervisor, a Ctrl-C or a group kill reaches the scheduler, and the
+    supervisor's own SIGTERM follows: signals in quick succession. It stops once, with
+    no traceback, and gives up the leader lock, so that the next scheduler enqueues at
+    once instead of standing by until the lock expires."""
+    redis = connect(redis_url)
+    redis.delete(cron.LOCK_KEY)
+    queues = [Queue(name, connection=redis) for name in ("default", "low")]
+    queued_before = {q.name: set(q.job_ids) for q in queues}
+    log = tmp_path / "scheduler.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "webapp.cli", "scheduler"],
+            env=_crm_env(redis_url, tmp_path),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for(lambda: redis.get(cron.LOCK_KEY), "the scheduler to take the lock", log)
+        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, signal.SIGTERM)
+        returncode = proc.wait(30)
+        output = log.read_text()
+        # A signal that arrives as the interpreter exits (its handlers gone) ends it
+        # with that signal's status instead of 0: either way it has stopped in order.
+        assert returncode in (0, -signal.SIGINT, -signal.SIGTERM), output
+        assert "Traceback" not in output, output
+        assert "registering death" in output, output
+        assert redis.get(cron.LOCK_KEY) is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for q in queues:
+            for job_id in set(q.job_ids) - queued_before[q.name]:
+                q.remove(job_id)
+                redis.delete(f"rq:job:{job_id}")
