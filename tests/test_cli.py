@@ -1,5 +1,5 @@
 """The `crm` command: create-user, seed-demo, `crm up` from start to Ctrl-C, and how
-the scheduler takes its signals."""
+the worker and the scheduler take their signals."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
-from rq import Queue
+from rq import Queue, Retry
 
 from webapp.extensions import db
 from webapp.models import User
 from webapp.services import demo
 from workers import cron
 from workers.queues import connect
+from workers.worker import in_place
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,3 +212,71 @@ def test_crm_scheduler_stops_once_and_quietly_however_many_signals_come(redis_ur
             for job_id in set(q.job_ids) - queued_before[q.name]:
                 q.remove(job_id)
                 redis.delete(f"rq:job:{job_id}")
+
+
+@in_place
+def wait_in_place(flag: str) -> str:
+    """A job that runs in the worker's own process until the file flag exists."""
+    while not Path(flag).exists():
+        time.sleep(0.05)
+    return "done"
+
+
+def test_a_second_sigterm_stops_the_worker_in_the_middle_of_a_job_and_the_job_runs_again(
+    redis_url, tmp_path
+):
+    """The first SIGTERM lets the job under way finish (RQ's warm shutdown); a second
+    one, a while later, stops the worker at once (cold shutdown), without a traceback,
+    and the job is retried: the next worker runs it to the end."""
+    redis = connect(redis_url)
+    queue = Queue(f"test-{uuid.uuid4().hex[:8]}", connection=redis)
+    flag = tmp_path / "go-on"
+    job = queue.enqueue(
+        "tests.test_cli.wait_in_place", str(flag), retry=Retry(max=1), job_timeout=120
+    )
+    log = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "webapp.cli", "worker"]
+    try:
+        with log.open("w") as out:
+            worker = subprocess.Popen(
+                [*command, queue.name],
+                env=_crm_env(redis_url, tmp_path),
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            _wait_for(lambda: job.get_status() == "started", "the job to start", log)
+            worker.send_signal(signal.SIGTERM)
+            _wait_for(lambda: "warm shut down" in log.read_text(), "the warm shutdown", log)
+            # RQ takes a second signal within a second of the first for the same one.
+            time.sleep(1.5)
+            assert worker.poll() is None, log.read_text()  # the job is not done
+            worker.send_signal(signal.SIGTERM)
+            returncode = worker.wait(30)
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        output = log.read_text()
+        assert returncode == 0, output
+        assert "cold shut down" in output, output
+        assert "Traceback" not in output, output
+        assert job.get_status() == "queued"  # its retry
+
+        flag.touch()
+        done = subprocess.run(
+            [*command, "--burst", queue.name],
+            env=_crm_env(redis_url, tmp_path),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert job.get_status() == "finished", done.stderr
+        assert job.return_value() == "done"
+    finally:
+        queue.empty()
+        job.delete()
