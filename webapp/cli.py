@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -35,16 +39,108 @@ def main() -> None:
     """Field CRM: contacts, timelines and a social inbox."""
 
 
-def _stop(processes: list[subprocess.Popen], timeout: float = 10) -> None:
-    for proc in processes:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in processes:
+# How long the worker may take to finish the job under way, then to stop after a cold
+# shutdown, before it and its scheduler are killed.
+WARM_STOP_SECONDS = 10
+COLD_STOP_SECONDS = 5
+# A signal this soon after the first is the same request delivered twice: make passes
+# SIGTERM on to its child, and a group kill reaches make and `crm up` alike.
+REPEAT_SECONDS = 1.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _StopRequests:
+    """How `crm up` takes SIGINT (Ctrl-C), SIGTERM and SIGHUP.
+
+    The first one stops everything: it interrupts the step under way where that step
+    can be abandoned (seeding, one transaction; serving), and elsewhere (migrating,
+    starting Redis and the children, stopping them) waits for the step to end. A later
+    one, a second or more after, is passed on to the worker and the scheduler: RQ's
+    worker takes a second signal as a cold shutdown.
+    """
+
+    def __init__(self) -> None:
+        self.first_at: float | None = None
+        self.interruptible = False
+        self.children: list[subprocess.Popen] = []
+
+    def install(self) -> None:
+        """Take the signals over (SIGINT too: a shell starts background jobs with it ignored)."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handle)
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop has been asked for."""
+        return self.first_at is not None
+
+    @contextmanager
+    def interrupting(self) -> Iterator[None]:
+        """Within this block a stop request raises KeyboardInterrupt at once."""
+        if self.requested:
+            raise KeyboardInterrupt
+        self.interruptible = True
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield
+        finally:
+            self.interruptible = False
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop was asked for while it had to wait."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        """Note the first request (raising where allowed); pass a later one on."""
+        now = time.monotonic()
+        if self.first_at is None:
+            self.first_at = now
+            if self.interruptible:
+                raise KeyboardInterrupt
+        elif now - self.first_at >= REPEAT_SECONDS:
+            for child in self.children:
+                child.send_signal(signal.SIGTERM)
+
+
+def _start_child(command: str) -> subprocess.Popen:
+    """Start `crm COMMAND` in a process group of its own, away from the terminal, so that
+    only `crm up` signals it; and so that it ends should `crm up` die without stopping it."""
+    from workers.queues import exit_with_parent
+
+    return subprocess.Popen(  # noqa: S603 - this interpreter, this module
+        [sys.executable, "-m", "webapp.cli", command],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=exit_with_parent(),
+    )
+
+
+def _stop_children(children: list[subprocess.Popen]) -> None:
+    """SIGTERM each child (RQ's warm shutdown: the job under way is finished); if one
+    is still running after a while, SIGTERM again (cold shutdown: the job is stopped,
+    and retried later), and at last kill its process group (the worker's and its RQ
+    scheduler's)."""
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    for grace, next_step in ((WARM_STOP_SECONDS, "cold"), (COLD_STOP_SECONDS, "kill")):
+        deadline = time.monotonic() + grace
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(max(0.0, deadline - time.monotonic()))
+        running = [child for child in children if child.poll() is None]
+        if not running:
+            return
+        for child in running:
+            name = child.args[-1]
+            if next_step == "cold":
+                click.echo(f"The {name} is still busy; stopping it now.")
+                child.send_signal(signal.SIGTERM)
+            else:
+                click.echo(f"The {name} did not stop; killing it.")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+    for child in children:
+        child.wait()
 
 
 @click.command("up")
@@ -62,38 +158,38 @@ def up(host: str, port: int, demo: bool) -> None:
     from workers.queues import EmbeddedRedis
 
     app = current_app._get_current_object()
-    upgrade()
-    if demo and not db.session.scalar(select(func.count()).select_from(User)):
-        click.echo("Seeding demo data…")
-        demo_data.seed(db.session)
-        db.session.commit()
-
+    stop = _StopRequests()
+    stop.install()
     embedded = None
-    if not app.config["REDIS_URL"]:
-        embedded = EmbeddedRedis(Path(app.instance_path) / "redis.db")
-        url = embedded.start()
-        os.environ["REDIS_URL"] = app.config["REDIS_URL"] = url
-        click.echo(f"Embedded Redis on {url}")
-
-    # Ctrl-C, and SIGTERM from a process manager, take the same way out. SIGINT is set
-    # explicitly because a shell starts background jobs with it ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    children: list[subprocess.Popen] = []
     try:
+        upgrade()
+        if demo and not db.session.scalar(select(func.count()).select_from(User)):
+            click.echo("Seeding demo data…")
+            with stop.interrupting():
+                demo_data.seed(db.session)
+                db.session.commit()
+        stop.check()
+        if not app.config["REDIS_URL"]:
+            embedded = EmbeddedRedis(Path(app.instance_path) / "redis.db")
+            url = embedded.start()
+            os.environ["REDIS_URL"] = app.config["REDIS_URL"] = url
+            click.echo(f"Embedded Redis on {url}")
         for command in ("worker", "scheduler"):
-            children.append(subprocess.Popen([sys.executable, "-m", "webapp.cli", command]))  # noqa: S603
+            stop.children.append(_start_child(command))
+        stop.check()
         url = f"http://{host}:{port}/"
         click.echo(f"\n  Field CRM is running at {url}\n")
         for email, role in demo_data.logins(db.session):
             click.echo(f"  {role:<9} {email:<26} password: {demo_data.PASSWORD}")
         click.echo("\n  Ctrl-C stops everything.\n")
         db.session.remove()
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        with stop.interrupting():
+            run_simple(host, port, app, threaded=True, use_reloader=False)
     except KeyboardInterrupt:
         pass
     finally:
-        _stop(children)
+        # No signal interrupts what follows: Redis goes last, once nothing uses it.
+        _stop_children(stop.children)
         if embedded:
             embedded.stop()
         click.echo("Stopped.")

