@@ -351,3 +351,13 @@ def controlled(page: Page) -> str:
         })"""
     )
     return scope
+
+
+def open_place(page: Page, name: str) -> None:
+    """Go to a place of the main navigation by its name, through More on a phone when
+    the tab bar has no room for it."""
+    nav = page.get_by_role("banner").get_by_role("navigation", name="Main")
+    link = nav.get_by_role("link", name=name)
+    if not link.is_visible():
+        nav.locator("summary", has_text="More").tap()
+    link.tap()

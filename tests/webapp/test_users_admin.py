@@ -83,7 +83,8 @@ def test_an_invite_link_is_shown_once_and_signs_the_invitee_in(app, make_user, l
     assert _user_by_email(app, "nina@example.com") is None
 
     done = invitee.post(path, data={"password": NEW_PASSWORD})
-    assert done.status_code == 303 and done.headers["Location"].endswith("/contacts")
+    # Support staff start on the inbox.
+    assert done.status_code == 303 and done.headers["Location"].endswith("/inbox/")
     assert invitee.get("/contacts").status_code == 200
     user = _user_by_email(app, "nina@example.com")
     assert (user.name, user.role) == ("Nina New", "support")

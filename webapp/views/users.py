@@ -24,7 +24,7 @@ from webapp.models.base import utcnow
 from webapp.services import audit, auth, users
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can, require
-from webapp.views import client_address
+from webapp.views import client_address, home_for
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 # The pages a link opens, for people not signed in (yet).
@@ -339,7 +339,7 @@ def _use(token: str, kind: str):
         flash(f"Welcome, {user.name}: you are signed in.", "success")
     else:
         flash("Your new password is set; every other device is signed out.", "success")
-    return redirect(url_for("contacts.index"), 303)
+    return redirect(url_for(home_for(user)), 303)
 
 
 @bp.route("/join/<token>", methods=["GET", "POST"])
