@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from flask import Flask, request, url_for
 
+from webapp.services import once
 from webapp.services.permissions import can
 
 
@@ -69,3 +70,4 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(mailto)
     app.add_template_global(nav)
     app.add_template_global(icon_url)
+    app.add_template_global(once.new_key, "new_form_key")

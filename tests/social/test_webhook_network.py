@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -132,7 +133,10 @@ def test_the_source_form_sets_whose_posts_a_webhook_sends(app, client, login, ma
     login(make_user("admin"))
     form = client.get("/sources/new?kind=webhook").get_data(as_text=True)
     assert 'name="network"' in form and "Its own: stored as webhook mentions" in form
-    created = client.post("/sources/", data={"kind": "webhook", "name": "Relay", "network": "x"})
+    created = client.post(
+        "/sources/",
+        data={"uuid": str(uuid.uuid4()), "kind": "webhook", "name": "Relay", "network": "x"},
+    )
     assert created.status_code == 303
     with app.app_context():
         source = db.session.scalar(select(Source))
@@ -146,7 +150,10 @@ def test_the_source_form_sets_whose_posts_a_webhook_sends(app, client, login, ma
     with app.app_context():
         assert db.session.get(Source, source_id).config == {}
 
-    refused = client.post("/sources/", data={"kind": "webhook", "name": "Odd", "network": "rss"})
+    refused = client.post(
+        "/sources/",
+        data={"uuid": str(uuid.uuid4()), "kind": "webhook", "name": "Odd", "network": "rss"},
+    )
     assert refused.status_code == 422
     html = refused.get_data(as_text=True)
     assert 'id="e-network"' in html and "Choose one of the networks listed" in html

@@ -4,6 +4,7 @@ each step in the audit log. Admins delete; managers only view."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -84,7 +85,7 @@ def test_a_deleted_source_stops_polling_at_once_and_leaves_the_list(
 
 def test_a_deleted_webhook_accepts_nothing(app, client, login, make_user):
     login(make_user("admin"))
-    client.post("/sources/", data={"kind": "webhook", "name": "Hook"})
+    client.post("/sources/", data={"uuid": str(uuid.uuid4()), "kind": "webhook", "name": "Hook"})
     with app.app_context():
         hook = db.session.scalar(select(Source))
     client.post(f"/sources/{hook.id}/delete", data={"confirm": "yes"})

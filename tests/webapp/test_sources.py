@@ -1,5 +1,7 @@
 """Sources admin: who may do what, validation, secrets never shown back, webhook setup."""
 
+import uuid
+
 import pytest
 from sqlalchemy import select
 
@@ -13,6 +15,7 @@ def test_admin_adds_edits_pauses_and_deletes_a_source(app, client, login, make_u
     r = client.post(
         "/sources/",
         data={
+            "uuid": str(uuid.uuid4()),
             "kind": "x",
             "name": "Brand mentions",
             "mode": "mentions",
@@ -98,7 +101,7 @@ def test_admin_adds_edits_pauses_and_deletes_a_source(app, client, login, make_u
 )
 def test_bad_source_settings_are_explained(app, client, login, make_user, data, field, message):
     login(make_user("admin"))
-    r = client.post("/sources/", data=data)
+    r = client.post("/sources/", data={**data, "uuid": str(uuid.uuid4())})
     html = r.get_data(as_text=True)
     assert r.status_code == 422
     assert f'id="e-{field}"' in html and message in html
@@ -108,7 +111,7 @@ def test_bad_source_settings_are_explained(app, client, login, make_user, data, 
 
 def test_unknown_kind_is_refused(client, login, make_user):
     login(make_user("admin"))
-    r = client.post("/sources/", data={"kind": "myspace", "name": "Old"})
+    r = client.post("/sources/", data={"uuid": str(uuid.uuid4()), "kind": "myspace", "name": "Old"})
     assert r.status_code == 422
     assert "Choose what kind of source this is." in r.get_data(as_text=True)
 
@@ -122,7 +125,12 @@ def test_managers_view_others_may_not(app, client, login, make_user):
     login(make_user("manager"))
     assert client.get(f"/sources/{source_id}").status_code == 200
     assert client.get("/sources/new?kind=rss").status_code == 403
-    assert client.post("/sources/", data={"kind": "demo", "name": "D"}).status_code == 403
+    assert (
+        client.post(
+            "/sources/", data={"uuid": str(uuid.uuid4()), "kind": "demo", "name": "D"}
+        ).status_code
+        == 403
+    )
     assert client.post(f"/sources/{source_id}/pause").status_code == 403
     assert client.post(f"/sources/{source_id}/poll").status_code == 403
     client.post("/logout")
@@ -137,7 +145,11 @@ def test_managers_view_others_may_not(app, client, login, make_user):
 
 def test_webhook_source_shows_its_secret_once(app, client, login, make_user):
     login(make_user("admin"))
-    r = client.post("/sources/", data={"kind": "webhook", "name": "Zapier"}, follow_redirects=True)
+    r = client.post(
+        "/sources/",
+        data={"uuid": str(uuid.uuid4()), "kind": "webhook", "name": "Zapier"},
+        follow_redirects=True,
+    )
     html = r.get_data(as_text=True)
     with app.app_context():
         source = db.session.scalar(select(Source))
@@ -170,3 +182,15 @@ def test_deleting_a_source_keeps_its_mentions(app, client, login, make_user):
     with app.app_context():
         assert db.session.get(Source, source_id) is None
         assert db.session.scalar(select(Mention)).source_id is None
+
+
+def test_a_source_form_sent_twice_adds_one_source(app, client, login, make_user):
+    login(make_user("admin"))
+    form = client.get("/sources/new?kind=demo").get_data(as_text=True)
+    key = form.split('name="uuid" value="')[1].split('"')[0]
+    data = {"uuid": key, "kind": "demo", "name": "Demo twice", "interval_seconds": "300"}
+    first, second = client.post("/sources/", data=data), client.post("/sources/", data=data)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["Location"] == second.headers["Location"]
+    with app.app_context():
+        assert db.session.query(Source).filter_by(name="Demo twice").count() == 1

@@ -17,7 +17,7 @@ from social.mention import FetchResult, RateLimited, SourceError, UsageCapped
 from social.webhook import SPEAKS_FOR
 from webapp.models import SOURCE_KINDS, Source, User
 from webapp.models.base import utcnow
-from webapp.services import audit, mentions
+from webapp.services import audit, mentions, once
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import require
 
@@ -189,9 +189,18 @@ def _url(value: str, errors: dict[str, str], field: str) -> str:
     return value
 
 
-def create_source(session: Session, user: User, data: dict[str, Any]) -> Source:
-    """Add a source. :raise ValidationError: with a message per field."""
+def create_source(
+    session: Session, user: User, data: dict[str, Any], form_key: str | None = None
+) -> tuple[Source, bool]:
+    """Add a source, once per form key when one is given; (source, created).
+
+    :raise ValidationError: with a message per field.
+    """
     require(user, "source.manage")
+    if form_key is not None:
+        earlier = once.claim(session, user, form_key, "source")
+        if earlier is not None:
+            return get_source(session, user, earlier), False
     kind = data.get("kind")
     if kind not in SOURCE_KINDS:
         raise ValidationError({"kind": "Choose what kind of source this is."})
@@ -203,7 +212,9 @@ def create_source(session: Session, user: User, data: dict[str, Any]) -> Source:
         source.secret = secrets.token_urlsafe(32)
     session.add(source)
     session.flush()
-    return source
+    if form_key is not None:
+        once.made(session, form_key, source.id)
+    return source, True
 
 
 def update_source(session: Session, user: User, source: Source, data: dict[str, Any]) -> Source:

@@ -65,8 +65,11 @@ def create():
     """Add a source; bad input comes back with messages by the fields."""
     data = request.form.to_dict()
     try:
-        source = sources.create_source(db.session, current_user, data)
+        source, created = sources.create_source(
+            db.session, current_user, data, data.get("uuid") or ""
+        )
     except ValidationError as exc:
+        db.session.rollback()
         data.pop("secret", None)
         kind = data.get("kind") if data.get("kind") in sources.KIND_LABELS else None
         return (
@@ -77,6 +80,8 @@ def create():
             422,
         )
     db.session.commit()
+    if not created:
+        return redirect(url_for("sources.show", source_id=source.id), 303)
     flash(f"Added {source.name}.", "success")
     if source.kind == "webhook":
         # The one time the secret is shown: senders need it, and it is never shown again.
