@@ -282,12 +282,15 @@
   // Where the browser has Background Sync, the worker sends the outbox even if the app is closed.
   const backgroundSync = () => worker().then((r) => r.sync && r.sync.register("outbox")).catch(() => {});
 
-  // Contacts saved on this phone, found by name, company or phone digits with no signal.
+  // Contacts saved on this phone, found by name, company or phone digits with no signal,
+  // with accents folded as the server folds them ("orsted" finds Ørsted).
+  const LETTERS = { ø: "o", æ: "ae", œ: "oe", ł: "l", đ: "d", ð: "d", þ: "th", ß: "ss", ı: "i" };
+  const fold = (s) => s.normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase().replace(/[øæœłđðþßı]/g, (c) => LETTERS[c]);
   async function search(container, query) {
-    const terms = query.toLowerCase().split(/\s+/).filter(Boolean);
+    const terms = fold(query).split(/\s+/).filter(Boolean);
     const found = (await O.library()).filter((c) => {
       const phone = (c.phone || "").replace(/\D/g, "");
-      const hay = `${c.name} ${c.company || ""} ${c.phone || ""} ${phone}`.toLowerCase();
+      const hay = fold(`${c.name} ${c.company || ""} ${c.phone || ""} ${phone}`);
       return terms.every((t) => hay.includes(t) || (t.replace(/\D/g, "").length > 2 && phone.includes(t.replace(/\D/g, ""))));
     });
     const row = (c) => h("li", { className: "row" },
