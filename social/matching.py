@@ -10,8 +10,6 @@ _MASTODON_USER = re.compile(r"^[a-z0-9_]([a-z0-9_.-]{0,62}[a-z0-9_])?$")
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _DID = re.compile(r"^did:(plc|web):[a-z0-9._:%-]{1,200}$")
 
-NETWORK_LABELS = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}
-
 
 def _from_url(raw: str) -> tuple[str, str] | None:
     """Split a profile URL into (host, first path segment), or None if raw is no URL."""

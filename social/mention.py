@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from social.networks import NETWORKS
 from social.text import unstorable
 
-NETWORKS = ("x", "mastodon", "bluesky", "rss", "webhook", "demo", "import")
 KNOWN = frozenset(
     {
         "source",

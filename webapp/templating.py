@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from flask import Flask, request, url_for
+from flask_login import current_user
 
+from social import networks
+from webapp.models.activities import KIND_LABELS
+from webapp.models.users import ROLE_LABELS
 from webapp.services import once
 from webapp.services.permissions import can
 
@@ -54,6 +59,11 @@ def nav(user) -> dict:
     return {"tabs": tabs, "more": more, "current": current}
 
 
+def may(action: str, obj: Any = None) -> bool:
+    """Whether the signed-in user may do action (to obj): the role table, for templates."""
+    return can(current_user, action, obj)
+
+
 def icon_url(name: str) -> str:
     """The address of an icon in the sprite."""
     return f"{url_for('static', filename='icons/sprite.svg')}#{name}"
@@ -68,6 +78,13 @@ def mailto(address: str) -> str:
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.add_template_filter(mailto)
+    app.add_template_filter(networks.label, "network")
+    app.add_template_filter(lambda kind: KIND_LABELS.get(kind, kind), "kind")
+    app.add_template_filter(lambda role: ROLE_LABELS.get(role, role), "role")
+    app.add_template_global(may, "can")
+    app.add_template_global(KIND_LABELS, "KIND_LABELS")
+    app.add_template_global(networks.LABELS, "NETWORK_LABELS")
+    app.add_template_global(ROLE_LABELS, "ROLE_LABELS")
     app.add_template_global(nav)
     app.add_template_global(icon_url)
     app.add_template_global(once.new_key, "new_form_key")

@@ -14,7 +14,8 @@
     return el;
   };
   const fill = (el, ...children) => el.replaceChildren(...kids(children));
-  const KINDS = { call: "Call", visit: "Visit", meeting: "Meeting", email: "Email", note: "Note" };
+  // The kinds of entry and their names, as the server defines them.
+  const KINDS = JSON.parse(($('meta[name="activity-kinds"]') || {}).content || "{}");
   const SIGN_OUT = ["/logout", "/account/sign-out-everywhere"];
   const online = () => navigator.onLine;
   const signedIn = () => Number(($('meta[name="user-id"]') || {}).content) || null;

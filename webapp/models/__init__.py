@@ -2,7 +2,7 @@
 
 from webapp.models.activities import ACTIVITY_KINDS, Activity
 from webapp.models.audit import AuditEvent
-from webapp.models.contacts import NETWORKS, Contact, ContactHandle
+from webapp.models.contacts import Contact, ContactHandle
 from webapp.models.forms import FormSubmission
 from webapp.models.mentions import LABELS, Mention
 from webapp.models.sources import SOURCE_KINDS, Source
@@ -11,7 +11,6 @@ from webapp.models.users import ROLES, AccountLink, LoginFailure, User, UserSess
 __all__ = [
     "ACTIVITY_KINDS",
     "LABELS",
-    "NETWORKS",
     "ROLES",
     "SOURCE_KINDS",
     "AccountLink",

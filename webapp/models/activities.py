@@ -8,7 +8,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
-ACTIVITY_KINDS = ("call", "visit", "meeting", "email", "note")
+KIND_LABELS = {
+    "call": "Call",
+    "visit": "Visit",
+    "meeting": "Meeting",
+    "email": "Email",
+    "note": "Note",
+}
+ACTIVITY_KINDS = tuple(KIND_LABELS)
 # A social mention on the timeline: added by matching, never logged by hand.
 MENTION_KIND = "mention"
 

@@ -8,8 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
-NETWORKS = ("x", "mastodon", "bluesky")
-
 
 class Contact(db.Model):
     __tablename__ = "contacts"

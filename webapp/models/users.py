@@ -12,7 +12,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
-ROLES = ("admin", "manager", "rep", "support", "marketer")
+ROLE_LABELS = {
+    "admin": "Admin",
+    "manager": "Manager",
+    "rep": "Sales rep",
+    "support": "Support",
+    "marketer": "Marketer",
+}
+ROLES = tuple(ROLE_LABELS)
 
 
 # What a removed user's email column holds: never an address (no @), so it matches no

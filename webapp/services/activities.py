@@ -22,13 +22,6 @@ BODY_LIMIT = 5000
 # A phone's clock drifts; an entry logged offline may arrive weeks late, not years.
 MAX_FUTURE = timedelta(minutes=10)
 MAX_PAST = timedelta(days=90)
-KIND_LABELS = {
-    "call": "Call",
-    "visit": "Visit",
-    "meeting": "Meeting",
-    "email": "Email",
-    "note": "Note",
-}
 
 
 def _clean_uuid(value: str | None) -> str:

@@ -10,8 +10,9 @@ from difflib import SequenceMatcher
 from sqlalchemy import and_, bindparam, func, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
-from social.matching import NETWORK_LABELS, normalize_handle
-from webapp.models import NETWORKS, Contact, ContactHandle, Mention, User
+from social import networks
+from social.matching import normalize_handle
+from webapp.models import Contact, ContactHandle, Mention, User
 from webapp.models.base import utcnow
 from webapp.services import mentions, once
 from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
@@ -99,7 +100,7 @@ def _clean_handles(
     """Normalize the handle fields (handle_x, handle_mastodon, …); check none is taken."""
     handles: dict[str, str] = {}
     errors: dict[str, str] = {}
-    for network in NETWORKS:
+    for network in networks.HANDLE_NETWORKS:
         raw = (data.get(f"handle_{network}") or "").strip()
         if not raw:
             continue
@@ -122,7 +123,7 @@ def _clean_handles(
             )
         ).all()
         for network, name in taken:
-            label = NETWORK_LABELS[network]
+            label = networks.label(network)
             errors[f"handle_{network}"] = f"This {label} handle already belongs to {name}."
     return handles, errors
 
@@ -138,7 +139,7 @@ def _set_handles(contact: Contact, handles: dict[str, str]) -> bool:
     """Make the contact's handles these; True if one was added or changed."""
     current = {h.network: h for h in contact.handles}
     gained = False
-    for network in NETWORKS:
+    for network in networks.HANDLE_NETWORKS:
         wanted = handles.get(network)
         existing = current.get(network)
         if wanted and existing:
@@ -548,7 +549,7 @@ def suggestions(session: Session, mention: Mention, limit: int = 5) -> list[Cont
         conditions.append(
             Contact.id.in_(
                 select(ContactHandle.contact_id).where(
-                    ContactHandle.network.in_(NETWORKS),
+                    ContactHandle.network.in_(networks.HANDLE_NETWORKS),
                     ContactHandle.handle >= handle,
                     ContactHandle.handle < handle + "\uffff",
                 )

@@ -11,9 +11,10 @@ from flask_login import current_user, login_required
 from webapp.extensions import db
 from webapp.htmx import render, wants_fragment
 from webapp.inputs import id_field
+from webapp.models.activities import KIND_LABELS
 from webapp.services import activities, contacts, once
 from webapp.services.errors import ValidationError
-from webapp.services.permissions import can, require
+from webapp.services.permissions import require
 from webapp.views import form_data, home_for, undo_flash
 
 bp = Blueprint("contacts", __name__)
@@ -44,7 +45,6 @@ def _list_context(
         "page_size": contacts.PAGE_SIZE,
         "q": query,
         "mine": mine,
-        "can_create": can(current_user, "contact.create"),
     }
 
 
@@ -90,13 +90,8 @@ def _show_context(contact, before: int | None = None, form: dict | None = None) 
     return {
         "contact": contact,
         "timeline": activities.timeline(db.session, current_user, contact, before=before),
-        "kinds": activities.KIND_LABELS,
         "activity_form": form or {"uuid": activities.new_uuid()},
         "activity_errors": {},
-        "can_log": can(current_user, "activity.create", contact),
-        "can_edit": can(current_user, "contact.edit", contact),
-        "can_edit_handles": can(current_user, "contact.edit_handles", contact),
-        "can_delete": can(current_user, "contact.delete", contact),
     }
 
 
@@ -129,7 +124,7 @@ def log_activity(contact_id: int):
         ctx["logged"] = activity
         return render_template("contacts/_timeline.html", **ctx)
     if created:
-        flash(f"{activities.KIND_LABELS[activity.kind]} logged.", "success")
+        flash(f"{KIND_LABELS[activity.kind]} logged.", "success")
     return redirect(url_for("contacts.show", contact_id=contact.id) + "#timeline", 303)
 
 
@@ -150,8 +145,6 @@ def _edit_page(contact, form: dict, errors: dict, status: int = 200):
             contact=contact,
             form=form,
             errors=errors,
-            can_edit=can(current_user, "contact.edit", contact),
-            can_delete=can(current_user, "contact.delete", contact),
         ),
         status,
     )

@@ -12,8 +12,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_login import login_required
 from werkzeug.exceptions import BadRequest
 
-from social import demo
-from webapp.views.inbox import NETWORK_NAMES
+from social import demo, networks
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
@@ -48,6 +47,6 @@ def post(sample_id: str):
         "demo/post.html",
         sample=sample,
         posted_at=_posted_at(),
-        network=NETWORK_NAMES.get(sample["network"], sample["network"]),
+        network=networks.label(sample["network"]),
         brand=demo.DEMO_BRAND,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
+from social import networks
 from webapp.extensions import db
 from webapp.htmx import render
 from webapp.inputs import id_field
@@ -16,15 +17,6 @@ from webapp.services.permissions import can
 from webapp.views import undo_flash
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
-NETWORK_NAMES = {
-    "x": "X",
-    "mastodon": "Mastodon",
-    "bluesky": "Bluesky",
-    "rss": "RSS",
-    "webhook": "Webhook",
-    "demo": "Demo",
-    "import": "Import",
-}
 
 
 @bp.before_request
@@ -40,7 +32,7 @@ def _filters() -> dict:
     return {
         # Sources are for those the role table lets see them.
         "source_id": source_id if can(current_user, "source.view") else None,
-        "network": network if network in NETWORK_NAMES else None,
+        "network": network if network in networks.NETWORKS else None,
         "label": request.args.get("label")
         if request.args.get("label") in (*LABELS, "unscored")
         else None,
@@ -76,7 +68,6 @@ def index():
         capped=capped,
         args=args,
         labels=LABELS,
-        networks=NETWORK_NAMES,
     )
 
 
@@ -94,10 +85,6 @@ def show(mention_id: int):
         suggestions=contacts.suggestions(db.session, mention),
         q=query,
         found=found.contacts if found else None,
-        can_triage=can(current_user, "mention.triage"),
-        can_make_contact=can(current_user, "mention.create_contact"),
-        can_view_sources=can(current_user, "source.view"),
-        networks=NETWORK_NAMES,
     )
 
 

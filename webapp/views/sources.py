@@ -12,7 +12,7 @@ from webapp.extensions import db
 from webapp.htmx import render
 from webapp.services import sources
 from webapp.services.errors import NotFoundError, ValidationError
-from webapp.services.permissions import can, require
+from webapp.services.permissions import require
 from webapp.views import undo_flash
 
 bp = Blueprint("sources", __name__, url_prefix="/sources")
@@ -31,7 +31,6 @@ def _undo_window() -> timedelta:
 def _context(**extra) -> dict:
     return {
         "kinds": sources.KIND_LABELS,
-        "can_manage": can(current_user, "source.manage"),
         "spend": sources.spend_usd,
         "reads": sources.reads_this_month,
         "last_poll": sources.last_poll_words,

@@ -23,7 +23,7 @@ from webapp.models import ROLES, User
 from webapp.models.base import utcnow
 from webapp.services import audit, auth, users
 from webapp.services.errors import ValidationError
-from webapp.services.permissions import can, require
+from webapp.services.permissions import require
 from webapp.views import client_address, home_for
 
 bp = Blueprint("users", __name__, url_prefix="/users")
@@ -65,8 +65,6 @@ def _index(form: dict | None = None, errors: dict | None = None, status: int = 2
             users=users.list_users(db.session, current_user),
             links=users.open_links(db.session, current_user),
             removed=users.removed_users(db.session, current_user),
-            can_manage=can(current_user, "user.manage"),
-            can_audit=can(current_user, "audit.view"),
             roles=ROLES,
             form=form or {"role": "rep"},
             errors=errors or {},
@@ -119,8 +117,6 @@ def show(user_id: int):
         roles=ROLES,
         sessions=len(auth.sessions_of(db.session, user)),
         owned=users.owned_contacts(db.session, user),
-        can_manage=can(current_user, "user.manage"),
-        can_audit=can(current_user, "audit.view"),
         shown=session.pop(SHOWN_LINK, None),
         link_days=users.LINK_LIFETIME.days,
     )
