@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from social import networks
 from webapp.models.activities import KIND_LABELS
+from webapp.models.sources import SOURCE_KIND_LABELS
 from webapp.models.users import ROLE_LABELS
 from webapp.services import once
 from webapp.services.permissions import can
@@ -85,6 +86,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(KIND_LABELS, "KIND_LABELS")
     app.add_template_global(networks.LABELS, "NETWORK_LABELS")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")
+    app.add_template_global(SOURCE_KIND_LABELS, "SOURCE_KIND_LABELS")
     app.add_template_global(nav)
     app.add_template_global(icon_url)
     app.add_template_global(once.new_key, "new_form_key")

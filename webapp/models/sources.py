@@ -8,7 +8,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
-SOURCE_KINDS = ("x", "mastodon", "bluesky", "rss", "webhook", "demo")
+SOURCE_KIND_LABELS = {
+    "x": "X (mentions or search)",
+    "mastodon": "Mastodon (mentions or hashtag)",
+    "bluesky": "Bluesky (notifications or search)",
+    "rss": "RSS or Atom feed",
+    "webhook": "Inbound webhook",
+    "demo": "Demo (sample mentions)",
+}
+SOURCE_KINDS = tuple(SOURCE_KIND_LABELS)
 
 
 class Source(db.Model):

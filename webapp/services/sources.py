@@ -21,14 +21,6 @@ from webapp.services import audit, mentions, once
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import require
 
-KIND_LABELS = {
-    "x": "X (mentions or search)",
-    "mastodon": "Mastodon (mentions or hashtag)",
-    "bluesky": "Bluesky (notifications or search)",
-    "rss": "RSS or Atom feed",
-    "webhook": "Inbound webhook",
-    "demo": "Demo (sample mentions)",
-}
 # Which config field carries the secret for the connector, per kind.
 SECRET_FIELD = {"x": "bearer_token", "mastodon": "access_token", "bluesky": "password"}
 # X bills per post and per user read; an estimate an admin can override per source.

@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 
 from webapp.extensions import db
 from webapp.htmx import render
+from webapp.models import SOURCE_KINDS
 from webapp.services import sources
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import require
@@ -30,7 +31,6 @@ def _undo_window() -> timedelta:
 
 def _context(**extra) -> dict:
     return {
-        "kinds": sources.KIND_LABELS,
         "spend": sources.spend_usd,
         "reads": sources.reads_this_month,
         "last_poll": sources.last_poll_words,
@@ -53,7 +53,7 @@ def index():
 def new():
     """The add form for a kind of source. :raise 403: not admin."""
     require(current_user, "source.manage")
-    kind = request.args.get("kind") if request.args.get("kind") in sources.KIND_LABELS else None
+    kind = request.args.get("kind") if request.args.get("kind") in SOURCE_KINDS else None
     return render_template(
         "sources/form.html", **_context(source=None, kind=kind, form={}, errors={})
     )
@@ -70,7 +70,7 @@ def create():
     except ValidationError as exc:
         db.session.rollback()
         data.pop("secret", None)
-        kind = data.get("kind") if data.get("kind") in sources.KIND_LABELS else None
+        kind = data.get("kind") if data.get("kind") in SOURCE_KINDS else None
         return (
             render_template(
                 "sources/form.html",
