@@ -106,6 +106,12 @@ def enqueue_poll(source_id: int, connection: Redis) -> Job | None:
     )
 
 
+def poll_now(source_id: int, redis_url: str | None) -> bool:
+    """Queue a poll of the source at once (an admin's "poll now"); False if one is
+    queued or running already."""
+    return enqueue_poll(source_id, queues.connect(redis_url)) is not None
+
+
 def poll_source(source_id: int) -> dict[str, int] | None:
     """Poll one source: new mentions scored, stored and attached with the cursor, in one
     transaction. Runs only while it holds the source's poll lock."""

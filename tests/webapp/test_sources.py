@@ -194,3 +194,15 @@ def test_a_source_form_sent_twice_adds_one_source(app, client, login, make_user)
     assert first.headers["Location"] == second.headers["Location"]
     with app.app_context():
         assert db.session.query(Source).filter_by(name="Demo twice").count() == 1
+
+
+@pytest.mark.parametrize("since", ["2026-01-01T00:00", "not a time", "", "2026-01-01T00:00+00:00"])
+def test_the_poll_progress_page_takes_any_since(app, client, login, make_user, since):
+    login(make_user("admin"))
+    with app.app_context():
+        source = Source(name="Demo", kind="demo", config={"batch": 3})
+        db.session.add(source)
+        db.session.commit()
+        source_id = source.id
+    r = client.get(f"/sources/{source_id}", query_string={"polling": "1", "since": since})
+    assert r.status_code == 200

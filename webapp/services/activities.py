@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
@@ -116,16 +117,9 @@ def _contact_id(value: object) -> int:
     return contact_id
 
 
-def log_synced(
-    session: Session,
-    user: User,
-    contact_id: object,
-    kind: str | None,
-    body: str | None,
-    client_uuid: str | None,
-    occurred_at: object,
-) -> tuple[Activity, bool]:
-    """Store an entry sent from a phone's outbox once per UUID; return (activity, created).
+def log_synced(session: Session, user: User, entry: dict[str, Any]) -> tuple[Activity, bool]:
+    """Store an entry sent from a phone's outbox (a JSON object: uuid, contact_id, kind,
+    body, occurred_at) once per UUID; return (activity, created).
 
     It keeps the time the entry was made (occurred_at, ISO 8601 with a zone), within
     MAX_FUTURE and MAX_PAST of now. A replay by its author answers with the stored
@@ -135,8 +129,9 @@ def log_synced(
     :raise NotFoundError: the contact is unknown or deleted.
     :raise PermissionDenied: the user may not log on this contact.
     """
-    key = _clean_uuid(client_uuid)
-    target = _contact_id(contact_id)
+    key = _clean_uuid(entry.get("uuid"))
+    target = _contact_id(entry.get("contact_id"))
+    kind, body, occurred_at = entry.get("kind"), entry.get("body"), entry.get("occurred_at")
     existing = session.scalar(select(Activity).where(Activity.uuid == key))
     if existing is not None and existing.author_id == user.id and existing.contact_id == target:
         return existing, False

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from social.mention import FetchResult, RateLimited, SourceError, UsageCapped
-from social.webhook import SPEAKS_FOR
+from social import networks, webhook
+from social.mention import FetchResult, MentionError, RateLimited, SourceError, UsageCapped
 from webapp.models import SOURCE_KINDS, Source, User
 from webapp.models.base import utcnow
 from webapp.services import audit, mentions, once
@@ -48,9 +48,7 @@ FIELDS = (
     "network",
 )
 # The networks a webhook may be set to speak for (see social.webhook), with their names.
-WEBHOOK_NETWORKS = {
-    n: {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}[n] for n in SPEAKS_FOR
-}
+WEBHOOK_NETWORKS = {n: networks.label(n) for n in webhook.SPEAKS_FOR}
 
 
 def _month(now: datetime) -> str:
@@ -236,6 +234,66 @@ def get_source(session: Session, user: User, source_id: int) -> Source:
     if source is None or source.deleted_at is not None:
         raise NotFoundError(f"source {source_id}")
     return source
+
+
+def still_polling(source: Source, since: str | None) -> bool:
+    """After "poll now": whether the poll asked for has yet to happen, that is whether the
+    source's last poll has not moved past since (its time when the poll was asked for,
+    ISO 8601; empty if it had never been polled)."""
+    if since is None:
+        return False
+    if not since:
+        return source.last_polled_at is None
+    try:
+        asked = datetime.fromisoformat(since)
+    except ValueError:
+        return False
+    if asked.tzinfo is None:
+        return False
+    return source.last_polled_at is not None and source.last_polled_at <= asked
+
+
+def webhook_source(session: Session, source_id: int) -> Source:
+    """The live, enabled webhook source with this id (no one is signed in: the sender
+    proves itself by its signature). :raise NotFoundError:"""
+    source = session.get(Source, source_id)
+    if (
+        source is None
+        or source.kind != "webhook"
+        or not source.enabled
+        or source.deleted_at is not None
+    ):
+        raise NotFoundError(f"webhook {source_id}")
+    return source
+
+
+class WebhookRefused(Exception):
+    """A webhook request whose signature or time does not hold; the message says why
+    (never the secret)."""
+
+
+def receive_webhook(
+    session: Session,
+    source: Source,
+    body: bytes,
+    signature: str,
+    timestamp: str,
+    now: int,
+) -> mentions.IngestResult:
+    """Verify a webhook body and store its mentions, all or nothing. The caller commits.
+
+    :raise WebhookRefused: unsigned, wrongly signed or stale.
+    :raise ValidationError: a body that is not mentions, with the reason under "body".
+    """
+    try:
+        webhook.verify(source.secret or "", body, signature, timestamp, now=now)
+    except webhook.WebhookError as exc:
+        raise WebhookRefused(str(exc)) from None
+    try:
+        parsed = webhook.parse(body, namespace=str(source.id), network=webhook_network(source))
+    except (webhook.WebhookError, MentionError) as exc:
+        raise ValidationError({"body": str(exc)}) from None
+    return mentions.ingest(session, parsed, source)
 
 
 def set_enabled(session: Session, user: User, source: Source, enabled: bool) -> None:

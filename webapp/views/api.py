@@ -7,11 +7,10 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 
 from social import webhook as signed
-from social.mention import MentionError
 from webapp.extensions import csrf, db
 from webapp.inputs import read_body
-from webapp.models import Source
-from webapp.services import mentions, sources
+from webapp.services import sources
+from webapp.services.errors import NotFoundError, ValidationError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -21,35 +20,27 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def webhook(source_id: int):
     """Accept normalized mentions signed with the source's secret (HMAC-SHA256).
 
-    401 for a missing or wrong signature, 404 for an unknown, paused or deleted source, 422 for
-    a body that is not mentions; nothing is stored unless all of it is valid.
+    401 for a missing or wrong signature, 404 for an unknown, paused or deleted source,
+    422 for a body that is not mentions; nothing is stored unless all of it is valid.
     """
-    source = db.session.get(Source, source_id)
-    if (
-        source is None
-        or source.kind != "webhook"
-        or not source.enabled
-        or source.deleted_at is not None
-    ):
+    try:
+        source = sources.webhook_source(db.session, source_id)
+    except NotFoundError:
         return jsonify(error="No such webhook."), 404
     body = read_body(signed.MAX_BODY)
     try:
-        signed.verify(
-            source.secret or "",
+        outcome = sources.receive_webhook(
+            db.session,
+            source,
             body,
-            request.headers.get("X-CRM-Signature", ""),
-            request.headers.get("X-CRM-Timestamp", ""),
+            request.headers.get(signed.SIGNATURE_HEADER, ""),
+            request.headers.get(signed.TIMESTAMP_HEADER, ""),
             now=int(time.time()),
         )
-    except signed.WebhookError as exc:
+    except sources.WebhookRefused as exc:
         return jsonify(error=str(exc)), 401
-    try:
-        parsed = signed.parse(
-            body, namespace=str(source.id), network=sources.webhook_network(source)
-        )
-    except (signed.WebhookError, MentionError) as exc:
-        return jsonify(error=str(exc)), 422
-    outcome = mentions.ingest(db.session, parsed, source)
+    except ValidationError as exc:
+        return jsonify(error=exc.errors["body"]), 422
     db.session.commit()
     current_app.logger.info("webhook %s: %d stored", source.id, len(outcome.stored))
     return jsonify(stored=len(outcome.stored), duplicates=outcome.duplicates), 202

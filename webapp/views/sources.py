@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -92,16 +92,8 @@ def create():
 def show(source_id: int):
     """A source's settings and health; htmx polls the health part while a poll runs."""
     source = sources.get_source(db.session, current_user, source_id)
-    # After "poll now": still polling until the source's last poll moves past `since`.
     since = request.args.get("since")
-    polling = request.args.get("polling") == "1" and since is not None
-    if polling and source.last_polled_at is not None and since:
-        try:
-            polling = source.last_polled_at <= datetime.fromisoformat(since)
-        except ValueError:
-            polling = False
-    elif polling:
-        polling = source.last_polled_at is None
+    polling = request.args.get("polling") == "1" and sources.still_polling(source, since)
     webhook_url = (
         url_for("api.webhook", source_id=source.id, _external=True)
         if source.kind == "webhook"
@@ -222,14 +214,12 @@ def restore(source_id: int):
 @bp.post("/<int:source_id>/poll")
 def poll_now(source_id: int):
     """Queue a poll now; the page then polls its health part until the poll is done."""
-    from workers.jobs import enqueue_poll
-    from workers.queues import connect
+    from workers.jobs import poll_now as queue_poll
 
     source = sources.get_source(db.session, current_user, source_id)
     require(current_user, "source.manage")
     since = source.last_polled_at.isoformat() if source.last_polled_at else ""
-    job = enqueue_poll(source.id, connect(current_app.config["REDIS_URL"]))
-    if job is None:
+    if not queue_poll(source.id, current_app.config["REDIS_URL"]):
         flash("A poll of this source is already running.", "info")
     else:
         flash("Polling now…", "info")

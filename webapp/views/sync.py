@@ -54,18 +54,6 @@ def _receipt(activity, status: int):
     ), status
 
 
-def _store(data: dict):
-    return activities.log_synced(
-        db.session,
-        current_user,
-        data.get("contact_id"),
-        data.get("kind"),
-        data.get("body"),
-        data.get("uuid"),
-        data.get("occurred_at"),
-    )
-
-
 @bp.post("/activities")
 def log_activity():
     """Store an outbox entry once per uuid: 201 stored, 200 a replay with the stored
@@ -75,7 +63,7 @@ def log_activity():
         return jsonify(error="Send the entry as a JSON object."), 400
     key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
     try:
-        activity, created = _store(data)
+        activity, created = activities.log_synced(db.session, current_user, data)
         db.session.commit()
     except ValidationError as exc:
         db.session.rollback()
