@@ -200,7 +200,9 @@ def test_a_source_form_sent_twice_adds_one_source(app, client, login, make_user)
 def test_the_poll_progress_page_takes_any_since(app, client, login, make_user, since):
     login(make_user("admin"))
     with app.app_context():
-        source = Source(name="Demo", kind="demo", config={"batch": 3})
+        from webapp.models.base import utcnow
+
+        source = Source(name="Demo", kind="demo", config={"batch": 3}, last_polled_at=utcnow())
         db.session.add(source)
         db.session.commit()
         source_id = source.id
