@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app
@@ -22,10 +21,6 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-
-if TYPE_CHECKING:
-    from social.mention import Mention
-    from workers.queues import JobState
 
 
 def _create_app():
@@ -299,199 +294,28 @@ def import_mentions(path: str, batch: int, queue_name: str | None, progress: flo
     Reports how many were stored, already there (duplicates) and rejected, with the
     line number and reason of each rejected line; the good lines go in regardless.
     """
-    from social.mention import MentionError, from_line
+    from workers import imports
 
-    totals = {"stored": 0, "duplicates": 0, "attached": 0}
-    rejected: list[tuple[int, str]] = []
-    if queue_name:
-        store: _Store = _QueuedStore(queue_name, totals, progress)
-    else:
-        store = _LocalStore(totals)
     with click.open_file(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                store.add(number, line, from_line(line, default_network="import"))
-            except MentionError as exc:
-                rejected.append((number, str(exc)))
-            if store.pending >= batch:
-                store.flush()
-    store.flush()
-    failures = store.finish()
+        report = imports.import_lines(
+            handle,
+            batch=batch,
+            queue_name=queue_name,
+            redis_url=current_app.config["REDIS_URL"],
+            progress=progress,
+            say=lambda text: click.echo(text, err=True),
+        )
+    totals = report.totals
     click.echo(
-        f"{totals['stored']} stored, {totals['duplicates']} duplicate, {len(rejected)} rejected"
-        f" ({totals['attached']} attached to contacts)."
+        f"{totals['stored']} stored, {totals['duplicates']} duplicate,"
+        f" {len(report.rejected)} rejected ({totals['attached']} attached to contacts)."
     )
-    for number, reason in rejected:
+    for number, reason in report.rejected:
         click.echo(f"  line {number}: {reason}", err=True)
-    for failure in failures:
+    for failure in report.failures:
         click.echo(f"  {failure}", err=True)
-    if rejected or failures:
+    if report.rejected or report.failures:
         sys.exit(1)
-
-
-class _Store:
-    """Where `crm mentions import` sends its batches of good lines."""
-
-    def __init__(self, totals: dict[str, int]):
-        self.totals = totals
-        self.pending = 0
-
-    def add(self, number: int, line: str, mention: Mention) -> None:
-        raise NotImplementedError
-
-    def flush(self) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> list[str]:
-        """Wait for what is still being stored; the failures, in words."""
-        return []
-
-    def count(self, outcome: dict[str, int]) -> None:
-        for name in self.totals:
-            self.totals[name] += outcome[name]
-
-
-class _LocalStore(_Store):
-    """Stores each batch from this process, in a transaction of its own."""
-
-    def __init__(self, totals: dict[str, int]):
-        super().__init__(totals)
-        self.mentions: list[Mention] = []
-
-    def add(self, number: int, line: str, mention: Mention) -> None:
-        self.mentions.append(mention)
-        self.pending += 1
-
-    def flush(self) -> None:
-        from webapp.services import mentions
-
-        if not self.mentions:
-            return
-        outcome = mentions.ingest(db.session, self.mentions, None)
-        db.session.commit()
-        self.count(outcome.counts())
-        self.mentions.clear()
-        self.pending = 0
-
-
-class _QueuedStore(_Store):
-    """Queues each batch (the lines as they are, checked here) for the workers on a
-    queue, then waits until every batch is stored or has failed for good, saying every
-    so often what it waits for."""
-
-    def __init__(self, queue_name: str, totals: dict[str, int], progress: float = 10.0):
-        from workers.queues import connect
-
-        super().__init__(totals)
-        self.queue_name = queue_name
-        self.progress = progress
-        self.connection = connect(current_app.config["REDIS_URL"])
-        self.lines: list[str] = []
-        self.first_line = self.last_line = 0
-        self.jobs: list[tuple[str, str]] = []  # job id, its lines
-
-    def add(self, number: int, line: str, mention: Mention) -> None:
-        if not self.lines:
-            self.first_line = number
-        self.lines.append(line)
-        self.last_line = number
-        self.pending += 1
-
-    def flush(self) -> None:
-        from workers.jobs import enqueue_ingest
-
-        if not self.lines:
-            return
-        job = enqueue_ingest(
-            "[" + ",".join(self.lines) + "]",
-            connection=self.connection,
-            queue_name=self.queue_name,
-            default_network="import",
-        )
-        self.jobs.append((job.id, f"lines {self.first_line}-{self.last_line}"))
-        self.lines.clear()
-        self.pending = 0
-
-    def finish(self) -> list[str]:
-        from workers.queues import ended_jobs, has_worker
-
-        waiting = dict(self.jobs)
-        failures = []
-        if waiting and not has_worker(self.connection, self.queue_name):
-            click.echo(self._no_worker("yet"), err=True)
-        next_report = time.monotonic() + self.progress
-        while waiting:
-            for job_id, end in ended_jobs(self.connection, list(waiting)).items():
-                lines = waiting.pop(job_id)
-                if end.error is None:
-                    self.count(end.result)
-                else:
-                    failures.append(f"{lines} not stored: {end.error}")
-            if waiting and time.monotonic() >= next_report:
-                self.report(waiting)
-                next_report = time.monotonic() + self.progress
-            if waiting:
-                time.sleep(0.2)
-        return failures
-
-    def report(self, waiting: dict[str, str]) -> None:
-        """Say (on stderr) how many batches are done and what each other one waits for."""
-        from workers.queues import has_worker, job_states
-
-        states = job_states(self.connection, self.queue_name, list(waiting))
-        done = len(self.jobs) - len(waiting)
-        lines = [f"Waiting for the workers: {done} of {len(self.jobs)} batches done."]
-        queued = []
-        for job_id, batch in waiting.items():
-            state = states.get(job_id)
-            if state is None:
-                continue  # gone from Redis: reported as not stored when the wait ends
-            if state.status == "queued":
-                queued.append(batch)
-            elif state.status == "started":
-                lines.append(f"  {batch}: {self._started(state)}")
-            elif state.status == "scheduled" and state.queued_at:
-                at = state.queued_at.astimezone().strftime("%H:%M:%S")
-                lines.append(f"  {batch}: to be run again at {at}")
-            else:
-                lines.append(f"  {batch}: {state.status}")
-        if queued:
-            shown = ", ".join(queued[:3])
-            more = f" and {len(queued) - 3} more" if len(queued) > 3 else ""
-            lines.append(f"  queued: {shown}{more}")
-        if not has_worker(self.connection, self.queue_name):
-            lines.append(self._no_worker("any more"))
-        click.echo("\n".join(lines), err=True)
-
-    @staticmethod
-    def _started(state: JobState) -> str:
-        """Who has a started batch, and whether it still beats."""
-        from datetime import UTC, datetime
-
-        if not state.worker_name:
-            return "starting"
-        since = ""
-        if state.last_heartbeat:
-            seconds = max(0, round((datetime.now(UTC) - state.last_heartbeat).total_seconds()))
-            since = f"last heartbeat {seconds} s ago"
-        if state.worker is None:
-            return (
-                f"started by worker {state.worker_name}, which is gone ({since or 'no heartbeat'});"
-                " it runs again once a worker finds it abandoned"
-            )
-        where = f"pid {state.worker.pid} on {state.worker.hostname}"
-        return (
-            f"being stored by worker {state.worker_name} ({where}), {since or 'no heartbeat yet'}"
-        )
-
-    def _no_worker(self, when: str) -> str:
-        """That no worker takes jobs from the queue (yet, or any more)."""
-        return (
-            f"No worker is taking jobs from the queue {self.queue_name!r} {when};"
-            f" the batches wait for one (`crm worker {self.queue_name}`)."
-        )
 
 
 def init_app(app: Flask) -> None:
