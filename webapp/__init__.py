@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from flask import Flask
+
+from webapp import config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,12 +15,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app; test_config overrides settings read from the environment."""
     app = Flask(
         __name__,
-        instance_path=os.environ.get("INSTANCE_PATH") or str(ROOT / "instance"),
+        instance_path=config.instance_path(ROOT / "instance"),
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    from webapp import config
 
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:

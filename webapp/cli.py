@@ -20,6 +20,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import func, select
 
+from webapp import config
 from webapp.extensions import db
 
 
@@ -140,7 +141,7 @@ def _stop_children(children: list[subprocess.Popen]) -> None:
 
 @click.command("up")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), type=int)
+@click.option("--port", default=lambda: config.port(), type=int)
 @click.option("--demo/--no-demo", default=True, help="Seed demo data into an empty database.")
 @with_appcontext
 def up(host: str, port: int, demo: bool) -> None:
@@ -200,12 +201,30 @@ def worker(burst: bool, queues: tuple[str, ...]) -> None:
 
     import workers.jobs  # noqa: F401 - imported once here, not in every work-horse
     from workers.queues import QUEUES, connect
-    from workers.worker import Worker, WorkerSettingError
+    from workers.worker import (
+        HEARTBEAT_SECONDS,
+        MAINTENANCE_SECONDS,
+        Worker,
+        WorkerSettingError,
+        setting_seconds,
+    )
 
+    cfg = current_app.config
     try:
-        worker = Worker(list(queues or QUEUES), connection=connect(current_app.config["REDIS_URL"]))
+        heartbeat = setting_seconds(
+            "CRM_WORKER_HEARTBEAT_SECONDS", cfg["WORKER_HEARTBEAT_SECONDS"], HEARTBEAT_SECONDS
+        )
+        maintenance = setting_seconds(
+            "CRM_WORKER_MAINTENANCE_SECONDS", cfg["WORKER_MAINTENANCE_SECONDS"], MAINTENANCE_SECONDS
+        )
     except WorkerSettingError as exc:
         raise click.ClickException(str(exc)) from None
+    worker = Worker(
+        list(queues or QUEUES),
+        connection=connect(cfg["REDIS_URL"]),
+        heartbeat_interval=heartbeat,
+        maintenance_interval=maintenance,
+    )
     # Configure mappers once here, before forking, rather than in every work-horse;
     # and give each forked work-horse fresh database connections of its own.
     configure_mappers()

@@ -54,6 +54,17 @@ def secret_key(instance_path: str) -> str:
     return key
 
 
+def instance_path(default: Path) -> str:
+    """INSTANCE_PATH: where the SQLite file, the generated key and the embedded Redis's
+    data live (./instance unless set)."""
+    return os.environ.get("INSTANCE_PATH") or str(default)
+
+
+def port() -> int:
+    """PORT: the port `crm up` and the Procfile's gunicorn listen on."""
+    return int(os.environ.get("PORT", "8000"))
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the Flask config mapping from environment variables."""
     return {
@@ -77,6 +88,10 @@ def from_environment(instance_path: str) -> dict:
         "UNDO_MINUTES": int(os.environ.get("UNDO_MINUTES", "30")),
         # Unset: no country is guessed for a number written without + (see the README).
         "DEFAULT_PHONE_REGION": os.environ.get("DEFAULT_PHONE_REGION") or None,
+        # How often a worker renews the heartbeat of a batch it runs in place, and looks
+        # for abandoned jobs (seconds; checked by `crm worker`).
+        "WORKER_HEARTBEAT_SECONDS": os.environ.get("CRM_WORKER_HEARTBEAT_SECONDS"),
+        "WORKER_MAINTENANCE_SECONDS": os.environ.get("CRM_WORKER_MAINTENANCE_SECONDS"),
         "ARGON2_PROFILE": os.environ.get("ARGON2_PROFILE", "RFC_9106_LOW_MEMORY"),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # Compressed by the app itself, since not every platform compresses in front of

@@ -117,7 +117,7 @@ def poll_source(source_id: int) -> dict[str, int] | None:
     transaction. Runs only while it holds the source's poll lock."""
     job = get_current_job()
     owner = job.id if job else f"inline-{uuid.uuid4().hex}"
-    connection = job.connection if job else queues.connect()
+    connection = job.connection if job else queues.connect(current_app.config["REDIS_URL"])
     if not queues.hold_lock(connection, _poll_lock(source_id), owner, POLL_LOCK_TTL):
         return None  # another poll of this source is running
     try:
@@ -140,7 +140,7 @@ def poll_source(source_id: int) -> dict[str, int] | None:
 def dispatch_polls() -> int:
     """Queue a poll of every source that is due (run by the scheduler); return how many."""
     job = get_current_job()
-    connection = job.connection if job else queues.connect()
+    connection = job.connection if job else queues.connect(current_app.config["REDIS_URL"])
     due = [s.id for s in sources.due_sources(db.session, utcnow())]
     db.session.rollback()
     return sum(enqueue_poll(source_id, connection) is not None for source_id in due)
@@ -205,7 +205,7 @@ def ingest_batch(
     """Store a queued batch (see enqueue_ingest) in one transaction. Runs in the worker
     process itself (see workers.worker)."""
     job = get_current_job()
-    connection = job.connection if job else queues.connect()
+    connection = job.connection if job else queues.connect(current_app.config["REDIS_URL"])
     data = queues.get_blob(connection, key)
     if data is None:
         raise BatchGone(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import shutil
 import signal
 import subprocess
@@ -48,9 +47,8 @@ class RedisNotConfigured(RuntimeError):
     """No REDIS_URL and no embedded server: say how to get one."""
 
 
-def connect(url: str | None = None) -> Redis:
-    """A client for url, or for REDIS_URL from the environment."""
-    url = url or os.environ.get("REDIS_URL")
+def connect(url: str | None) -> Redis:
+    """A client for url (the app's REDIS_URL)."""
     if not url:
         raise RedisNotConfigured(
             "REDIS_URL is not set. Set it, or start everything with `crm up`, "
@@ -59,9 +57,9 @@ def connect(url: str | None = None) -> Redis:
     return Redis.from_url(url)
 
 
-def queue(name: str = "default", connection: Redis | None = None) -> Queue:
+def queue(name: str, connection: Redis) -> Queue:
     """The named RQ queue."""
-    return Queue(name, connection=connection or connect())
+    return Queue(name, connection=connection)
 
 
 def enqueue(

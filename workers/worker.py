@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -51,12 +50,12 @@ MAINTENANCE_SECONDS = 15
 
 
 class WorkerSettingError(ValueError):
-    """A worker setting in the environment is not a number of seconds."""
+    """A worker setting is not a number of seconds."""
 
 
-def setting_seconds(name: str, default: float) -> float:
-    """The positive number of seconds in environment variable name, or default."""
-    raw = os.environ.get(name, "").strip()
+def setting_seconds(name: str, raw: str | None, default: float) -> float:
+    """The positive number of seconds a setting (named name) gives, or default."""
+    raw = (raw or "").strip()
     if not raw:
         return default
     try:
@@ -160,14 +159,13 @@ class Worker(ForkingWorker):
         maintenance_interval: float | None = None,
         **kwargs: Any,
     ):
-        """heartbeat_interval and maintenance_interval are in seconds; by default
-        CRM_WORKER_HEARTBEAT_SECONDS and CRM_WORKER_MAINTENANCE_SECONDS, or 5 and 15."""
+        """heartbeat_interval and maintenance_interval are in seconds (by default 5 and
+        15; `crm worker` passes the settings CRM_WORKER_HEARTBEAT_SECONDS and
+        CRM_WORKER_MAINTENANCE_SECONDS)."""
         if heartbeat_interval is None:
-            heartbeat_interval = setting_seconds("CRM_WORKER_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+            heartbeat_interval = HEARTBEAT_SECONDS
         if maintenance_interval is None:
-            maintenance_interval = setting_seconds(
-                "CRM_WORKER_MAINTENANCE_SECONDS", MAINTENANCE_SECONDS
-            )
+            maintenance_interval = MAINTENANCE_SECONDS
         self.heartbeat_interval = heartbeat_interval
         # Redis keeps whole seconds, and a lifetime of one would end at the first late beat.
         self.in_place_ttl = max(2, math.ceil(heartbeat_interval * HEARTBEAT_LIFETIMES))

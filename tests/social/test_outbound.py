@@ -25,9 +25,9 @@ HOST = "social.example"
 
 
 @pytest.fixture
-def redis(redis_url, monkeypatch):
+def redis(app, redis_url):
     """The poll job run in this process finds Redis (its poll lock) where a worker would."""
-    monkeypatch.setenv("REDIS_URL", redis_url)
+    app.config["REDIS_URL"] = redis_url
 
 
 def _configs(base: str) -> dict[str, dict]:

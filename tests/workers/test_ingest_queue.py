@@ -470,8 +470,8 @@ def test_a_batch_run_twice_stores_each_mention_once(
         assert len(_timeline(contact.id)) == 1
 
     missing = f"crm:ingest:gone-{uuid.uuid4().hex}"
-    with app.app_context(), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("REDIS_URL", redis_url)  # outside a job ingest_batch connects itself
+    app.config["REDIS_URL"] = redis_url  # outside a job ingest_batch connects itself
+    with app.app_context():
         with pytest.raises(jobs.BatchGone) as gone:
             jobs.ingest_batch(missing)
         assert missing in str(gone.value)
@@ -488,7 +488,7 @@ def test_a_batch_with_a_malformed_mention_stores_nothing_and_says_which(
         queue_name=queue_name,
         default_network="import",
     )
-    monkeypatch.setenv("REDIS_URL", redis_url)
+    app.config["REDIS_URL"] = redis_url
     with app.app_context():
         with pytest.raises(MentionError) as error:
             jobs.ingest_batch(jobs.BATCH_KEY.format(job.id), None, "import")

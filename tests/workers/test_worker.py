@@ -65,7 +65,7 @@ def test_rq_still_waits_for_jobs_for_its_dequeue_timeout():
 
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "nan", "inf"])
 def test_a_bad_worker_setting_is_refused_with_its_name(app, redis_url, monkeypatch, value):
-    monkeypatch.setenv("CRM_WORKER_MAINTENANCE_SECONDS", value)
+    app.config["WORKER_MAINTENANCE_SECONDS"] = value
     app.config["REDIS_URL"] = redis_url
     result = app.test_cli_runner().invoke(args=["worker", "--burst", f"test-{uuid.uuid4().hex}"])
     assert result.exit_code == 1, result.output
