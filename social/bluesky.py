@@ -150,8 +150,7 @@ def _service(config: dict[str, Any], allow_private: bool) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError("The Bluesky service must be an address like https://bsky.social.")
-    # An app password sent over plain HTTP can be read on the way; only a local test may.
-    if parts.scheme == "http" and not net.plain_http_allowed(parts.hostname, allow_private):
+    if not net.may_send_credentials(raw, allow_private):
         raise SourceError("The Bluesky service must be an https:// address.")
     return raw
 

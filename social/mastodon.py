@@ -113,8 +113,7 @@ def _instance(config: dict[str, Any], allow_private: bool) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError("Set the Mastodon instance, e.g. https://mastodon.social.")
-    # A token sent over plain HTTP can be read on the way; only a local test server may.
-    if parts.scheme == "http" and not net.plain_http_allowed(parts.hostname, allow_private):
+    if not net.may_send_credentials(raw, allow_private):
         raise SourceError("The Mastodon instance must be an https:// address.")
     return raw
 
