@@ -61,9 +61,10 @@ REQUEST_TIMEOUT = 20.0
 REASONS = ("mention", "reply", "quote")
 _SESSION_ERRORS = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"}
 
-# createSession is limited to 30 per 5 minutes and 300 a day per account, so a
-# session is reused between polls. This default lives as long as the process; a
-# caller whose processes are short-lived passes a mapping that outlives them.
+# createSession is rate-limited per account, tightly enough that signing in at every
+# poll would soon be refused, so a session is reused between polls. This default lives
+# as long as the process; a caller whose processes are short-lived passes a mapping
+# that outlives them.
 _SESSIONS: dict[str, str] = {}
 
 
