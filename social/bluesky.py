@@ -61,9 +61,10 @@ REQUEST_TIMEOUT = 20.0
 REASONS = ("mention", "reply", "quote")
 _SESSION_ERRORS = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing"}
 
-# createSession is limited to 30 per 5 minutes and 300 a day per account, so a
-# session is reused between polls. This default lives as long as the process; a
-# caller whose processes are short-lived passes a mapping that outlives them.
+# createSession is rate-limited per account, tightly enough that signing in at every
+# poll would soon be refused, so a session is reused between polls. This default lives
+# as long as the process; a caller whose processes are short-lived passes a mapping
+# that outlives them.
 _SESSIONS: dict[str, str] = {}
 
 
@@ -150,8 +151,7 @@ def _service(config: dict[str, Any], allow_private: bool) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError("The Bluesky service must be an address like https://bsky.social.")
-    # An app password sent over plain HTTP can be read on the way; only a local test may.
-    if parts.scheme == "http" and not net.plain_http_allowed(parts.hostname, allow_private):
+    if not net.may_send_credentials(raw, allow_private):
         raise SourceError("The Bluesky service must be an https:// address.")
     return raw
 

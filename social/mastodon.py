@@ -1,8 +1,8 @@
 """Mastodon connector: mentions of an account, or a public hashtag, as Mentions.
 
 Everything Mastodon-specific lives here: talking to an instance through Mastodon.py,
-paging with min_id, turning status HTML into plain text, and translating the
-library's errors into SourceError / RateLimited. No Flask, no database.
+paging with min_id, reading statuses (their HTML made plain by social.text), and
+translating the library's errors into SourceError / RateLimited. No Flask, no database.
 
 external_id is the status `uri`, the canonical ActivityPub id minted by the instance
 the post was written on (https://origin.host/users/name/statuses/123). It carries
@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +40,7 @@ from social.mention import (
     fetched_followers,
     fetched_time,
 )
+from social.text import html_to_text
 
 PAGE_SIZE = 40  # the most Mastodon returns per page of statuses
 MAX_PAGES = 10  # per poll; the cursor advances page by page, so the rest comes next poll
@@ -113,8 +113,7 @@ def _instance(config: dict[str, Any], allow_private: bool) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError("Set the Mastodon instance, e.g. https://mastodon.social.")
-    # A token sent over plain HTTP can be read on the way; only a local test server may.
-    if parts.scheme == "http" and not net.plain_http_allowed(parts.hostname, allow_private):
+    if not net.may_send_credentials(raw, allow_private):
         raise SourceError("The Mastodon instance must be an https:// address.")
     return raw
 
@@ -285,53 +284,3 @@ def _translate(exc: MastodonError, base: str, client: Any) -> SourceError:
 def _status(exc: MastodonError) -> int | None:
     code = exc.args[1] if len(exc.args) > 1 else None
     return code if isinstance(code, int) else None
-
-
-class _TextExtractor(HTMLParser):
-    """Collects the text a reader sees: tags dropped, entities decoded, line breaks kept."""
-
-    BREAK = frozenset({"br"})
-    BLOCK = frozenset(
-        {"p", "div", "blockquote", "li", "ul", "ol", "pre", "h1", "h2", "h3", "h4", "h5", "h6"}
-    )
-    # Their content is never shown, so it is not part of what was said.
-    HIDDEN = frozenset({"script", "style", "template"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.HIDDEN:
-            self.hidden += 1
-        elif tag in self.BREAK:
-            self.parts.append("\n")
-        elif tag in self.BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.BREAK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in self.BLOCK:
-            self.parts.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            # Source newlines and runs of spaces are layout in HTML, not text.
-            self.parts.append(re.sub(r"[ \t\r\n\f]+", " ", data))
-
-
-def html_to_text(html: str) -> str:
-    """Plain text of a status's HTML: <br> and paragraphs become line breaks, tags go,
-    entities are decoded, link text stays (Mastodon's hidden URL parts included)."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    lines = [line.strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

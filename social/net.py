@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import certifi
 import httpcore
@@ -83,10 +84,18 @@ def is_forbidden(ip: IPAddress) -> bool:
     )
 
 
-def plain_http_allowed(host: str | None, allow_private: bool) -> bool:
-    """Whether a credential may travel over plain http to host: it can be read on the way,
-    so only to a local test server, and only while private addresses are allowed."""
-    return allow_private and (host or "").strip("[]").lower() in LOOPBACK_HOSTS
+def may_send_credentials(url: str, allow_private: bool) -> bool:
+    """Whether a token or password may be sent to url: over https, or over plain http
+    (which can be read on the way) only to a local test server, and only while private
+    addresses are allowed."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    return (
+        parts.scheme == "http"
+        and allow_private
+        and (parts.hostname or "").strip("[]").lower() in LOOPBACK_HOSTS
+    )
 
 
 def tls_context() -> ssl.SSLContext:

@@ -16,7 +16,6 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 
 import feedparser
@@ -24,6 +23,7 @@ import httpx
 
 from social import net
 from social.mention import TEXT_LIMIT, FetchResult, Mention, SourceError, fetched_time
+from social.text import html_to_text
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -202,70 +202,6 @@ def _read(response: httpx.Response, deadline: float, timeout: float) -> bytes:
     except httpx.HTTPError as exc:
         raise SourceError(f"The feed download failed ({type(exc).__name__}).") from None
     return bytes(out)
-
-
-class _PlainText(HTMLParser):
-    """Text of an HTML fragment: paragraphs apart, lines kept, scripts and styles gone."""
-
-    _PARAGRAPH = frozenset(
-        "address article aside blockquote dl figure footer h1 h2 h3 h4 h5 h6 header hr "
-        "main nav ol p pre section table ul".split()
-    )
-    _LINE = frozenset("br dd div dt figcaption li tr".split())
-    _HIDDEN = frozenset({"script", "style", "template", "head", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
-
-    def _boundary(self, tag: str) -> None:
-        if tag in self._PARAGRAPH:
-            self.parts.append("\n\n")
-        elif tag in self._LINE:
-            self.parts.append("\n")
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        """Break the line before a block; enter a hidden element; keep an image's alt."""
-        if tag in self._HIDDEN:
-            self.hidden += 1
-        elif tag == "img":
-            alt = dict(attrs).get("alt")
-            if alt and not self.hidden:
-                self.parts.append(f" {alt} ")
-        else:
-            self._boundary(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        """Break the line after a block; leave a hidden element."""
-        if tag in self._HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag not in ("br", "li", "dt", "dd", "tr"):
-            self._boundary(tag)
-
-    def handle_data(self, data: str) -> None:
-        """Keep visible text."""
-        if not self.hidden:
-            self.parts.append(data)
-
-
-def html_to_text(html: str) -> str:
-    """Plain text of an HTML fragment: tidy spaces, blank lines only between paragraphs."""
-    parser = _PlainText()
-    parser.feed(html)
-    parser.close()
-    lines: list[str] = []
-    blank = False
-    for raw in "".join(parser.parts).splitlines():
-        line = " ".join(raw.split())
-        if not line:
-            blank = True
-            continue
-        if blank and lines:
-            lines.append("")
-        lines.append(line)
-        blank = False
-    return "\n".join(lines)
 
 
 def _text_of(value: str | None, detail: dict[str, Any] | None) -> str:

@@ -19,53 +19,16 @@ from mastodon_mock.testing.server import MockServer
 from sqlalchemy import select
 
 from social import bluesky, mastodon, rss, webhook, x
-from social.mention import FOLLOWERS_MAX, MentionError, from_line, parse_time
+from social.mention import FOLLOWERS_MAX
 from tests.social.servers import Server, static
 from tests.social.test_bluesky import FakeBluesky, post_view
+from tests.social.test_mention import DEEP, EARLY, LATE, line
 from tests.social.test_x import MENTIONS, TOKEN, _local_client
 from webapp.extensions import db
 from webapp.models import Mention, Source
 from webapp.services import sources
 
 FIXTURES = Path(__file__).parent / "fixtures"
-EARLY = "0001-01-01T00:00:00+23:59"  # the year 0 in UTC
-LATE = "9999-12-31T23:59:59-23:59"  # the year 10000 in UTC
-DEEP = "[" * 100_000 + "]" * 100_000
-
-
-def line(**fields) -> str:
-    base = {
-        "source": "x",
-        "external_id": "1",
-        "author_handle": "fan",
-        "text": "Love the new grinder",
-        "created_at": "2026-11-20T10:00:00Z",
-    }
-    return json.dumps({**base, **fields})
-
-
-@pytest.mark.parametrize("value", [EARLY, LATE])
-def test_a_time_that_overflows_in_utc_is_refused_in_words(value):
-    with pytest.raises(MentionError, match="created_at is out of range"):
-        parse_time(value)
-    with pytest.raises(MentionError, match="out of range"):
-        from_line(line(created_at=value))
-
-
-def test_a_follower_count_beyond_the_column_is_refused():
-    assert from_line(line(author_followers=FOLLOWERS_MAX)).author_followers == FOLLOWERS_MAX
-    for followers in (FOLLOWERS_MAX + 1, 10**30):
-        with pytest.raises(MentionError, match="author_followers is larger than 2,147,483,647"):
-            from_line(line(author_followers=followers))
-
-
-def test_json_nested_too_deeply_is_refused():
-    with pytest.raises(MentionError, match="nested more than 64 levels"):
-        from_line('{"source": "x", "extra": ' + DEEP + "}")
-    # Deep enough to load, but not to be written out again from deeper in the stack.
-    with pytest.raises(MentionError, match="nested more than 64 levels"):
-        from_line(line(extra=json.loads("[" * 900 + "]" * 900)))
-    assert from_line(line(extra=json.loads("[" * 20 + "]" * 20))).extra
 
 
 def _hostile_lines() -> list[str]:

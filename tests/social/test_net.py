@@ -128,8 +128,21 @@ def test_answers_are_capped_in_size(get, kind):
             get(f"http://127.0.0.1:{server.port}/body", guard)
 
 
-def test_http_is_for_local_test_servers_only():
-    assert net.plain_http_allowed("127.0.0.1", allow_private=True)
-    assert net.plain_http_allowed("[::1]", allow_private=True)
-    assert not net.plain_http_allowed("127.0.0.1", allow_private=False)
-    assert not net.plain_http_allowed("mastodon.example", allow_private=True)
+@pytest.mark.parametrize(
+    ("url", "allow_private", "allowed"),
+    [
+        ("https://mastodon.example", False, True),
+        ("https://127.0.0.1:8443", False, True),
+        ("http://127.0.0.1:8080", True, True),
+        ("http://localhost", True, True),
+        ("http://LOCALHOST:3000/", True, True),
+        ("http://[::1]:8080", True, True),
+        ("http://127.0.0.1:8080", False, False),
+        ("http://mastodon.example", True, False),
+        ("http://10.0.0.1", True, False),
+        ("ftp://127.0.0.1", True, False),
+        ("127.0.0.1", True, False),
+    ],
+)
+def test_credentials_go_over_http_to_local_test_servers_only(url, allow_private, allowed):
+    assert net.may_send_credentials(url, allow_private) is allowed

@@ -444,17 +444,6 @@ def test_public_addresses(address: str) -> None:
     assert not net.is_forbidden(ipaddress.ip_address(address))
 
 
-def test_html_to_text() -> None:
-    html = (
-        "<p>Fast&nbsp;&amp; friendly &lt;3</p><script>var x = '<p>no</p>';</script>"
-        "<style>p {color: red}</style><ul><li>one</li><li>two <b>bold</b></li></ul>"
-        "I <3 it<br>next line<img src=x alt='a chart'>"
-    )
-    assert rss.html_to_text(html) == (
-        "Fast & friendly <3\n\none\ntwo bold\n\nI <3 it\nnext line a chart"
-    )
-
-
 CATEGORY_FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Shop {cat}</title>
 <link>https://shop.example/</link><description>Reviews</description>
 <item><title>{text}</title><guid>42</guid><pubDate>Mon, 11 Mar 2024 10:00:00 GMT</pubDate></item>
