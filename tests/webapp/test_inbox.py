@@ -101,27 +101,26 @@ def test_matching_puts_the_mention_on_the_contacts_timeline(
     rep = make_user("rep")
     jane = make_contact(rep, name="Jane Doe", **{f"handle_{network}": contact_handle})
     with app.app_context():
-        result = mentions.ingest(
-            db.session,
-            [
-                incoming(
-                    "9",
-                    network=network,
-                    handle=mention_handle,
-                    author_id=author_id,
-                    text="Great visit today!",
-                )
-            ],
+        post = incoming(
+            "9",
+            network=network,
+            handle=mention_handle,
+            author_id=author_id,
+            text="Great visit today!",
         )
+        result = mentions.ingest(db.session, [post])
         db.session.commit()
         assert result.attached == 1
         stored = db.session.scalar(select(Mention))
         assert stored.contact_id == jane.id
-        # Matching again adds nothing.
-        mentions.match_and_attach(db.session, [stored.id])
+        # Matching again adds nothing: the same post again is a duplicate, and a mention
+        # attached once more (its author's contact got a handle) keeps its one entry.
+        again = mentions.ingest(db.session, [post])
+        assert (again.stored, again.duplicates, again.attached) == ([], 1, 0)
         stored.contact_id = None
-        mentions.match_and_attach(db.session, [stored.id])
+        assert mentions.attach_authored(db.session, db.session.get(Contact, jane.id)) == 1
         db.session.commit()
+        assert stored.contact_id == jane.id
         assert count(Activity) == 1
     login(rep)
     html = client.get(f"/contacts/{jane.id}").get_data(as_text=True)

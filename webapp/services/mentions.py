@@ -9,26 +9,11 @@ import json
 import math
 import sqlite3
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Float,
-    Table,
-    Text,
-    and_,
-    any_,
-    bindparam,
-    cast,
-    func,
-    or_,
-    select,
-    tuple_,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import JSON, Float, Table, and_, func, or_, select, tuple_
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import operators
@@ -38,7 +23,7 @@ from social import mention as social_mention
 from social import sentiment
 from social.matching import normalize_handle
 from social.text import storable
-from webapp.models import Activity, Contact, ContactHandle, Mention, Source, User
+from webapp.models import Activity, Contact, Mention, Source, User
 from webapp.models.activities import MENTION_KIND
 from webapp.models.base import UTCDateTime, utcnow
 from webapp.services.errors import NotFoundError
@@ -46,10 +31,8 @@ from webapp.services.permissions import require
 
 MATCHABLE = ("x", "mastodon", "bluesky")
 PAGE_SIZE = 30
-# Author keys per contact-handle query on SQLite: far below its limit on parameters.
-_LOOKUP_CHUNK = 500
-# Timeline entries made by matching get a UUID derived from the mention: matching the
-# same mention twice can never add a second entry.
+# Timeline entries of mentions get a UUID derived from the mention: attaching the same
+# mention twice can never add a second entry.
 _TIMELINE_NS = uuid.UUID("6f0c1e0a-5d55-4a2b-9a77-1d9b3f6c2a10")
 
 
@@ -464,87 +447,6 @@ class _Batch:
                 inserted.extend(rows)
                 send(self.timeline_insert(rows))
         return inserted
-
-
-def _wanted(rows: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
-    """The (network, handle) keys that may name the authors: handle, and id where given."""
-    wanted = set()
-    for row in rows:
-        network = row["network"]
-        if network in MATCHABLE:
-            wanted.add((network, row["author_handle"]))
-            if row["author_id"]:
-                wanted.add((network, row["author_id"].lower()))
-    return wanted
-
-
-def _owners(session: Session, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """The live contact owning each wanted (network, handle) that has one: a list of
-    handles per network (an OR per key outgrows SQLite's parser); on SQLite one query per
-    _LOOKUP_CHUNK keys, on PostgreSQL one query, with an array per network."""
-    owners: dict[tuple[str, str], int] = {}
-    keys = sorted(wanted)
-    chunk = max(len(keys), 1) if _is_postgresql(session) else _LOOKUP_CHUNK
-    for start in range(0, len(keys), chunk):
-        by_network: dict[str, list[str]] = {}
-        for network, handle in keys[start : start + chunk]:
-            by_network.setdefault(network, []).append(handle)
-        found = session.execute(
-            select(ContactHandle.network, ContactHandle.handle, ContactHandle.contact_id)
-            .join(Contact)
-            .where(
-                Contact.deleted_at.is_(None),
-                or_(
-                    *(
-                        and_(ContactHandle.network == n, _among(session, ContactHandle.handle, hs))
-                        for n, hs in by_network.items()
-                    )
-                ),
-            )
-        )
-        owners.update({(n, h): c for n, h, c in found})
-    return owners
-
-
-def _among(session: Session, column, values: list[str]):
-    """column IN values; on PostgreSQL = ANY(one array), which psycopg need not parse."""
-    if _is_postgresql(session):
-        return column == any_(cast(bindparam(None, values, type_=ARRAY(Text)), ARRAY(Text)))
-    return column.in_(values)
-
-
-def _owner(
-    owners: dict[tuple[str, str], int], network: str, handle: str, author_id: str | None
-) -> int | None:
-    """The contact whose handle is the author's, else whose handle is the author's id."""
-    contact_id = owners.get((network, handle)) or (
-        author_id and owners.get((network, author_id.lower()))
-    )
-    return contact_id or None
-
-
-def match_and_attach(session: Session, mention_ids: list[int]) -> int:
-    """Attach unmatched mentions whose author is a contact's handle; return how many."""
-    if not mention_ids:
-        return 0
-    mentions = session.scalars(
-        select(Mention).where(
-            Mention.id.in_(mention_ids),
-            Mention.contact_id.is_(None),
-            Mention.network.in_(MATCHABLE),
-        )
-    ).all()
-    if not mentions:
-        return 0
-    owners = _owners(
-        session,
-        _wanted(
-            {"network": m.network, "author_handle": m.author_handle, "author_id": m.author_id}
-            for m in mentions
-        ),
-    )
-    found = [(m, _owner(owners, m.network, m.author_handle, m.author_id)) for m in mentions]
-    return _attach_all(session, [(m, contact_id) for m, contact_id in found if contact_id], None)
 
 
 def attach_authored(session: Session, contact: Contact) -> int:
