@@ -417,29 +417,6 @@ def test_a_large_batch_of_distinct_authors_is_matched_in_one_go(app, make_user, 
         assert (len(result.stored), result.attached) == (1501, 1)
 
 
-@pytest.mark.parametrize(
-    "when",
-    [
-        datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
-        datetime(2026, 11, 20, 9, 0, 0, 1, tzinfo=UTC),
-        datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
-        datetime.fromisoformat("2026-11-20T23:30:00-05:00"),
-    ],
-)
-def test_ingest_writes_times_as_sqlalchemy_does_on_sqlite(when):
-    """Ingest formats SQLite times itself (for speed); the text must be SQLAlchemy's
-    own, or times written by the two would compare and sort wrongly as strings."""
-    from sqlalchemy.dialects import sqlite
-
-    from webapp.models.base import UTCDateTime
-
-    dialect = sqlite.dialect()
-    expected = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)(when)
-    assert mentions.sqlite_utc_text(when) == expected
-    with pytest.raises(ValueError, match="naive"):
-        mentions.sqlite_utc_text(when.replace(tzinfo=None))
-
-
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize(
     "filters",
