@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from social import demo
-from tests.webapp.test_inbox import incoming
+from tests.webapp.incoming import incoming
 from webapp.extensions import db
 from webapp.models import AuditEvent, Mention, Source
 from webapp.models.base import utcnow

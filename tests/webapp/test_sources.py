@@ -160,7 +160,7 @@ def test_webhook_source_shows_its_secret_once(app, client, login, make_user):
 
 
 def test_deleting_a_source_keeps_its_mentions(app, client, login, make_user):
-    from tests.webapp.test_inbox import incoming
+    from tests.webapp.incoming import incoming
     from webapp.services import mentions
     from workers import jobs
 

@@ -1,35 +1,20 @@
-"""Mentions: storing them exactly once, scoring, attaching them to contacts' timelines,
-and the lists, links and suggestions support staff work with."""
+"""Mentions: storing them exactly once, scored and with the contact who wrote them,
+putting them on contacts' timelines, linking them by hand, and listing the inbox.
+
+The statements that store a batch are built by webapp.services.bulk; what goes in them
+(the columns, the matching of authors to contacts, the timeline entries) is here."""
 
 from __future__ import annotations
 
 import functools
-import itertools
-import json
-import math
-import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Float,
-    Table,
-    Text,
-    and_,
-    any_,
-    bindparam,
-    cast,
-    func,
-    or_,
-    select,
-    tuple_,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import ColumnElement, UnaryExpression
@@ -38,249 +23,60 @@ from social import mention as social_mention
 from social import sentiment
 from social.matching import normalize_handle
 from social.text import storable
-from webapp.models import Activity, Contact, ContactHandle, Mention, Source, User
+from webapp.models import Activity, Contact, Mention, Source, User
 from webapp.models.activities import MENTION_KIND
-from webapp.models.base import UTCDateTime, utcnow
+from webapp.models.base import utcnow
+from webapp.services import bulk
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
 
 MATCHABLE = ("x", "mastodon", "bluesky")
 PAGE_SIZE = 30
-# Author keys per contact-handle query on SQLite: far below its limit on parameters.
-_LOOKUP_CHUNK = 500
-# Timeline entries made by matching get a UUID derived from the mention: matching the
-# same mention twice can never add a second entry.
+# Timeline entries of mentions get a UUID derived from the mention: attaching the same
+# mention twice can never add a second entry.
 _TIMELINE_NS = uuid.UUID("6f0c1e0a-5d55-4a2b-9a77-1d9b3f6c2a10")
 
-
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-# The columns ingest stores from each mention, in the order of its row tuples.
-_MENTION_COLUMNS = (
-    "network",
-    "external_id",
-    "source_id",
-    "author_handle",
-    "author_name",
-    "author_followers",
-    "author_id",
-    "text",
-    "url",
-    "posted_at",
-    "fetched_at",
-    "in_reply_to",
-    "language",
-    "extra",
-    "compound",
-    "pos",
-    "neu",
-    "neg",
-    "label",
-    "sentiment_status",
-)
-# The extra of a mention that has none: one object, so a batch serializes it once.
-_NO_EXTRA: dict[str, Any] = {}
-# After them in each tuple: the author's id as a handle key (Bluesky contacts may hold
-# the author's DID), read by the matching below and not stored.
-_LOOKUP_COLUMNS = ("author_key",)
 # The live contact whose handle on the mention's network is the author's handle, else
 # the author's id: looked up by the database while it inserts, in the same statement.
-_OWNER = (
+_CONTACT_WITH_HANDLE = (
     "SELECT h.contact_id FROM contact_handles AS h JOIN contacts AS c ON c.id = h.contact_id"
     " WHERE h.network = new.network AND h.handle = new.{key} AND c.deleted_at IS NULL"
 )
-_MENTION_CONTACT = (
-    f"coalesce(({_OWNER.format(key='author_handle')}), ({_OWNER.format(key='author_key')}))"
+# A mention as ingest stores it, in the order of its row tuples; after them, the
+# author's id as a handle key (Bluesky contacts may hold the author's DID), which the
+# matching reads and nothing stores.
+_MENTIONS = bulk.Target(
+    Mention.__table__,
+    names=tuple(
+        "network external_id source_id author_handle author_name author_followers author_id"
+        " text url posted_at fetched_at in_reply_to language extra"
+        " compound pos neu neg label sentiment_status".split()
+    ),
+    key=("network", "external_id"),
+    returning=("id", "contact_id"),
+    lookups=("author_key",),
+    computed={
+        "contact_id": f"coalesce(({_CONTACT_WITH_HANDLE.format(key='author_handle')}),"
+        f" ({_CONTACT_WITH_HANDLE.format(key='author_key')}))"
+    },
 )
-# A timeline entry as ingest makes it: its contact and time are the stored mention's.
-_TIMELINE_COLUMNS = ("uuid", "kind", "body", "created_at", "mention_id")
-_TIMELINE_COMPUTED = {
-    "contact_id": "SELECT m.contact_id FROM mentions AS m WHERE m.id = new.mention_id",
-    "occurred_at": "SELECT m.posted_at FROM mentions AS m WHERE m.id = new.mention_id",
-}
+# The extra of a mention that has none: one object, so a batch serializes it once.
+_NO_EXTRA: dict[str, Any] = {}
+# A timeline entry of a mention: its contact and time are the stored mention's.
+_TIMELINE = bulk.Target(
+    Activity.__table__,
+    names=("uuid", "kind", "body", "created_at", "mention_id"),
+    key=("mention_id",),
+    computed={
+        "contact_id": "SELECT m.contact_id FROM mentions AS m WHERE m.id = new.mention_id",
+        "occurred_at": "SELECT m.posted_at FROM mentions AS m WHERE m.id = new.mention_id",
+    },
+)
 
 
-@dataclass
-class _Insert:
-    """INSERT statements ready for the driver: SQL text and positional parameters,
-    nothing left to convert."""
-
-    statements: list[tuple[str, tuple[Any, ...]]]
-    returning: bool
-
-    def run(self, connection: Connection) -> list[Any]:
-        """Run them now, in order; the RETURNING rows of all."""
-        found: list[Any] = []
-        for sql, params in self.statements:
-            result = connection.exec_driver_sql(sql, params)
-            if self.returning:
-                found.extend(result.all())
-        return found
-
-
-def _insert_new(
-    dialect: Dialect,
-    table: Table,
-    names: tuple[str, ...],
-    rows: list[tuple],
-    key: tuple[str, ...],
-    returning: tuple[str, ...] = (),
-    lookups: tuple[str, ...] = (),
-    computed: dict[str, str] | None = None,
-    parameter_limit: int = 999,
-) -> _Insert:
-    """The INSERT of the rows except those whose key is taken, in as few statements as
-    the database allows, returning the RETURNING columns of those stored.
-
-    rows are tuples of the values of names (then of lookups: text values the computed
-    columns may read as new.<lookup>, not stored). computed maps more columns to SQL
-    expressions over the new row (new.<name>); only constant text from this module goes
-    there. Values go through the columns' own bind processing (a naive time is refused,
-    JSON is serialized as SQLAlchemy does), once per column rather than per value.
-
-    SQLite gets the rows as one VALUES list per statement (as many rows as its
-    parameter_limit allows), PostgreSQL as one JSON document of row arrays read back
-    with jsonb_array_elements: rows spelled out as VALUES make psycopg parse megabytes
-    of SQL per batch. Either way the per-row work stays in C; SQLAlchemy's executemany costs
-    more per row than the insert itself.
-    """
-    if not rows:
-        return _Insert([], bool(returning))
-    quote = dialect.identifier_preparer.quote
-    rows = _bind_values(dialect, table, names, rows)
-    all_names = names + lookups
-    computed = computed or {}
-    targets = ", ".join(quote(n) for n in (*names, *computed))
-    is_postgresql = dialect.name == "postgresql"
-    selected = ", ".join(
-        [
-            f"CAST(new.{quote(n)} AS JSON)"
-            if is_postgresql and isinstance(table.c[n].type, JSON)
-            else f"new.{quote(n)}"
-            for n in names
-        ]
-        + [f"({sql})" for sql in computed.values()]
-    )
-    tail = f" ON CONFLICT ({', '.join(quote(k) for k in key)}) DO NOTHING"
-    if returning:
-        tail += f" RETURNING {', '.join(quote(n) for n in returning)}"
-    insert = f"INSERT INTO {quote(table.name)} ({targets}) SELECT {selected} FROM "  # noqa: S608
-    if is_postgresql:
-        # Each row a JSON array (no keys to write or read), parsed once as jsonb.
-        fields = ", ".join(
-            f"CAST(e.v->>{i} AS {_recordset_type(dialect, table, n)}) AS {quote(n)}"
-            for i, n in enumerate(all_names)
-        )
-        source = (
-            f"(SELECT {fields}, e.ord FROM jsonb_array_elements(CAST(%s AS JSONB))"  # noqa: S608
-            " WITH ORDINALITY AS e(v, ord)) AS new"
-        )
-        document = json.dumps(rows)
-        statement = insert + source + " ORDER BY new.ord" + tail
-        return _Insert([(statement, (document,))], bool(returning))
-    # SQLite: VALUES names its columns column1, column2...; a subquery renames them.
-    aliases = ", ".join(f"column{i} AS {quote(n)}" for i, n in enumerate(all_names, 1))
-    width = len(all_names)
-    per_statement = max(1, parameter_limit // width)
-    statements = []
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * len(chunk))
-        # Only the table's own names and placeholders go into the text.
-        source = f"(SELECT {aliases} FROM (VALUES {values})) AS new WHERE true"  # noqa: S608
-        statements.append((insert + source + tail, tuple(itertools.chain.from_iterable(chunk))))
-    return _Insert(statements, bool(returning))
-
-
-def _recordset_type(dialect: Dialect, table: Table, name: str) -> str:
-    """The type a value of the JSON document of rows is read as: the column's, or text
-    for JSON (cast afterwards) and for lookups."""
-    if name not in table.c or isinstance(table.c[name].type, JSON):
-        return "TEXT"
-    return table.c[name].type.compile(dialect=dialect)
-
-
-@functools.lru_cache(maxsize=64)
-def _processors(
-    dialect: Dialect, table: Table, names: tuple[str, ...]
-) -> tuple[tuple[int, Any], ...]:
-    """(position, bind processor) of the columns among names whose values need one.
-
-    The same conversions SQLAlchemy makes, cheaper where it matters: a stored mention
-    has two times, a JSON object and four floats, and a batch has thousands of them.
-    """
-    found = []
-    for i, name in enumerate(names):
-        column_type = table.c[name].type
-        if isinstance(column_type, JSON):
-            # As SQLAlchemy serializes by default: json.dumps, None as the JSON null.
-            found.append((i, json.dumps))
-        elif isinstance(column_type, Float):
-            continue  # its processor turns Decimals into floats; VADER's are floats
-        elif isinstance(column_type, UTCDateTime):
-            found.append((i, sqlite_utc_text if dialect.name == "sqlite" else _utc_iso))
-        elif process := column_type.dialect_impl(dialect).bind_processor(dialect):
-            found.append((i, process))
-    return tuple(found)
-
-
-def sqlite_utc_text(value: datetime | None) -> str | None:
-    """A time as a UTCDateTime column stores it on SQLite (what SQLAlchemy's processors
-    write, in a third of the time): UTC, no zone, to the microsecond.
-
-    :raise ValueError: for a naive time, as the column does.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given for a UTC column")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _utc_iso(value: datetime | None) -> str | None:
-    """A time for the JSON document of rows sent to PostgreSQL: ISO 8601 in UTC (no
-    serializer hook per value).
-
-    :raise ValueError: for a naive time, as the column does.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given for a UTC column")
-    return value.astimezone(UTC).isoformat()
-
-
-def _bind_values(
-    dialect: Dialect, table: Table, names: tuple[str, ...], rows: list[tuple]
-) -> list[tuple]:
-    processors = _processors(dialect, table, names)
-    if not processors:
-        return rows
-    # The rows of a batch share some values (the time it was fetched): convert once.
-    last: dict[int, tuple[Any, Any]] = {}
-    bound = []
-    for row in rows:
-        values = list(row)
-        for i, process in processors:
-            value = values[i]
-            seen = last.get(i)
-            if seen is not None and seen[0] is value:
-                values[i] = seen[1]
-            else:
-                values[i] = converted = process(value)
-                last[i] = (value, converted)
-        bound.append(values)
-    return bound
-
-
-def _sqlite_parameter_limit(connection: Connection) -> int:
-    """How many parameters one SQLite statement may take (32,766 since SQLite 3.32), or
-    0 on PostgreSQL, which reads a batch as one parameter."""
-    if connection.dialect.name != "sqlite":
-        return 0
-    return connection.connection.dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+def _is_postgresql(session: Session) -> bool:
+    """Whether the session's database is PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 @functools.lru_cache(maxsize=16384)
@@ -298,6 +94,8 @@ def handle_key(network: str, handle: str) -> str:
 
 @dataclass
 class IngestResult:
+    """What ingest made of a batch: the ids stored, the duplicates, the attached."""
+
     stored: list[int]
     duplicates: int
     attached: int
@@ -322,73 +120,48 @@ def ingest(
     source's cursor, so a crash stores nothing and a retry stores everything once.
 
     Two statements per batch: the database matches each author to a contact as it
-    inserts the mentions, and the timeline entries of the new ones follow. PostgreSQL
-    gets a large batch in chunks through psycopg's pipeline mode, so that it stores one
-    chunk while the next is scored here (one thread, one transaction).
+    inserts the mentions, and the timeline entries of the new ones follow (on
+    PostgreSQL by chunks, each stored while the next is scored).
     """
     if not mentions:
         return IngestResult([], 0, 0)
     connection = session.connection()
     batch = _Batch(connection, source.id if source else None)
-    if connection.dialect.name == "postgresql":
-        inserted = batch.pipelined(_chunks(mentions))
-    else:
-        inserted = batch.mentions_insert(mentions).run(connection)
-        batch.timeline_insert(inserted).run(connection)
+    inserted = bulk.insert_batch(connection, mentions, batch.mentions_insert, batch.timeline_insert)
     stored = [mention_id for mention_id, _ in inserted]
     if source is not None:
         source.mentions_stored += len(stored)
     return IngestResult(stored, len(mentions) - len(stored), batch.attached)
 
 
-# Mentions PostgreSQL stores while the next ones are scored; the last chunk is smaller,
-# since nothing is scored while it is stored.
-_CHUNK = 250
-_LAST_CHUNK = 100
-
-
-def _chunks(mentions: list[social_mention.Mention]) -> list[list[social_mention.Mention]]:
-    """Chunks of at most _CHUNK mentions, of even sizes, then the last _LAST_CHUNK."""
-    count = len(mentions)
-    if not count:
-        return []
-    head = count - _LAST_CHUNK if count > _CHUNK + _LAST_CHUNK else count
-    size = math.ceil(head / math.ceil(head / _CHUNK))
-    chunks = [mentions[i : min(i + size, head)] for i in range(0, head, size)]
-    return chunks + ([mentions[head:]] if head < count else [])
-
-
-def _timeline_insert(
-    dialect: Dialect, mention_ids: list[int], now: datetime, limit: int
-) -> _Insert:
+def _timeline_insert(connection: Connection, mention_ids: list[int], now: datetime) -> bulk.Insert:
     """The timeline entries of these mentions, each on the timeline of the contact the
     mention has, at its time (entries already there are left alone)."""
-    return _insert_new(
-        dialect,
-        Activity.__table__,
-        _TIMELINE_COLUMNS,
+    return bulk.insert_new(
+        connection,
+        _TIMELINE,
         [
             (_timeline_uuid(mention_id), MENTION_KIND, "", now, mention_id)
             for mention_id in mention_ids
         ],
-        key=("mention_id",),
-        computed=_TIMELINE_COMPUTED,
-        parameter_limit=limit,
     )
 
 
+def _timeline_uuid(mention_id: int) -> str:
+    """The UUID of the mention's timeline entry, the same however often it is made."""
+    return str(uuid.uuid5(_TIMELINE_NS, f"mention:{mention_id}"))
+
+
 class _Batch:
-    """The statements that store one batch of mentions."""
+    """The statements that store one batch of mentions, and how many they attached."""
 
     def __init__(self, connection: Connection, source_id: int | None):
         self.connection = connection
-        self.dialect = connection.dialect
         self.source_id = source_id
         self.now = utcnow()
         self.attached = 0
-        self.limit = _sqlite_parameter_limit(connection)
 
-    def mentions_insert(self, mentions: list[social_mention.Mention]) -> _Insert:
+    def mentions_insert(self, mentions: Sequence[social_mention.Mention]) -> bulk.Insert:
         """Score the mentions and make the insert of those not stored yet."""
         scores = sentiment.score([m.text for m in mentions], [m.language for m in mentions])
         now, source_id = self.now, self.source_id
@@ -418,133 +191,13 @@ class _Batch:
             )
             for m, s in zip(mentions, scores, strict=True)
         ]
-        return _insert_new(
-            self.dialect,
-            Mention.__table__,
-            _MENTION_COLUMNS,
-            rows,
-            key=("network", "external_id"),
-            returning=("id", "contact_id"),
-            lookups=_LOOKUP_COLUMNS,
-            computed={"contact_id": _MENTION_CONTACT},
-            parameter_limit=self.limit,
-        )
+        return bulk.insert_new(self.connection, _MENTIONS, rows)
 
-    def timeline_insert(self, inserted: list[Any]) -> _Insert:
+    def timeline_insert(self, inserted: list[Any]) -> bulk.Insert:
         """The timeline entries of the stored mentions that have a contact."""
         ids = [mention_id for mention_id, contact_id in inserted if contact_id]
         self.attached += len(ids)
-        return _timeline_insert(self.dialect, ids, self.now, self.limit)
-
-    def pipelined(self, chunks: list[list[social_mention.Mention]]) -> list[Any]:
-        """Store the chunks through psycopg's pipeline mode: a statement is sent and its
-        result read only after the next chunk has been scored, so the server works
-        while this process scores. Statements run in the order sent, in this session's
-        transaction; the first error is raised once the pipeline is left."""
-        raw = self.connection.connection.dbapi_connection
-        inserted: list[Any] = []
-
-        def send(insert: _Insert) -> Any:
-            cursor = raw.cursor()
-            for sql, params in insert.statements:
-                cursor.execute(sql, params)
-            return cursor
-
-        with raw.pipeline():
-            pending = None
-            for chunk in chunks:
-                insert = self.mentions_insert(chunk)
-                if pending is not None:
-                    rows = pending.fetchall()
-                    inserted.extend(rows)
-                    send(self.timeline_insert(rows))
-                pending = send(insert)
-            if pending is not None:
-                rows = pending.fetchall()
-                inserted.extend(rows)
-                send(self.timeline_insert(rows))
-        return inserted
-
-
-def _wanted(rows: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
-    """The (network, handle) keys that may name the authors: handle, and id where given."""
-    wanted = set()
-    for row in rows:
-        network = row["network"]
-        if network in MATCHABLE:
-            wanted.add((network, row["author_handle"]))
-            if row["author_id"]:
-                wanted.add((network, row["author_id"].lower()))
-    return wanted
-
-
-def _owners(session: Session, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """The live contact owning each wanted (network, handle) that has one: a list of
-    handles per network (an OR per key outgrows SQLite's parser); on SQLite one query per
-    _LOOKUP_CHUNK keys, on PostgreSQL one query, with an array per network."""
-    owners: dict[tuple[str, str], int] = {}
-    keys = sorted(wanted)
-    chunk = max(len(keys), 1) if _is_postgresql(session) else _LOOKUP_CHUNK
-    for start in range(0, len(keys), chunk):
-        by_network: dict[str, list[str]] = {}
-        for network, handle in keys[start : start + chunk]:
-            by_network.setdefault(network, []).append(handle)
-        found = session.execute(
-            select(ContactHandle.network, ContactHandle.handle, ContactHandle.contact_id)
-            .join(Contact)
-            .where(
-                Contact.deleted_at.is_(None),
-                or_(
-                    *(
-                        and_(ContactHandle.network == n, _among(session, ContactHandle.handle, hs))
-                        for n, hs in by_network.items()
-                    )
-                ),
-            )
-        )
-        owners.update({(n, h): c for n, h, c in found})
-    return owners
-
-
-def _among(session: Session, column, values: list[str]):
-    """column IN values; on PostgreSQL = ANY(one array), which psycopg need not parse."""
-    if _is_postgresql(session):
-        return column == any_(cast(bindparam(None, values, type_=ARRAY(Text)), ARRAY(Text)))
-    return column.in_(values)
-
-
-def _owner(
-    owners: dict[tuple[str, str], int], network: str, handle: str, author_id: str | None
-) -> int | None:
-    """The contact whose handle is the author's, else whose handle is the author's id."""
-    contact_id = owners.get((network, handle)) or (
-        author_id and owners.get((network, author_id.lower()))
-    )
-    return contact_id or None
-
-
-def match_and_attach(session: Session, mention_ids: list[int]) -> int:
-    """Attach unmatched mentions whose author is a contact's handle; return how many."""
-    if not mention_ids:
-        return 0
-    mentions = session.scalars(
-        select(Mention).where(
-            Mention.id.in_(mention_ids),
-            Mention.contact_id.is_(None),
-            Mention.network.in_(MATCHABLE),
-        )
-    ).all()
-    if not mentions:
-        return 0
-    owners = _owners(
-        session,
-        _wanted(
-            {"network": m.network, "author_handle": m.author_handle, "author_id": m.author_id}
-            for m in mentions
-        ),
-    )
-    found = [(m, _owner(owners, m.network, m.author_handle, m.author_id)) for m in mentions]
-    return _attach_all(session, [(m, contact_id) for m, contact_id in found if contact_id], None)
+        return _timeline_insert(self.connection, ids, self.now)
 
 
 def attach_authored(session: Session, contact: Contact) -> int:
@@ -568,10 +221,6 @@ def attach_authored(session: Session, contact: Contact) -> int:
     return _attach_all(session, [(m, contact.id) for m in authored], None)
 
 
-def _timeline_uuid(mention_id: int) -> str:
-    return str(uuid.uuid5(_TIMELINE_NS, f"mention:{mention_id}"))
-
-
 def _attach_all(session: Session, pairs: list[tuple[Mention, int]], by: User | None) -> int:
     """Put each mention on its contact's timeline, linked by `by` (None: matched by its
     handle); return how many. One update of the mentions, one insert of the entries."""
@@ -583,8 +232,7 @@ def _attach_all(session: Session, pairs: list[tuple[Mention, int]], by: User | N
     session.flush()
     connection = session.connection()
     ids = [mention.id for mention, _ in pairs]
-    limit = _sqlite_parameter_limit(connection)
-    _timeline_insert(connection.dialect, ids, utcnow(), limit).run(connection)
+    _timeline_insert(connection, ids, utcnow()).run(connection)
     return len(pairs)
 
 
