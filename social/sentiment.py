@@ -22,11 +22,13 @@ from social.vader import analyzer
 # rest of a text rarely changes its tone, and the cost of scoring one text stays small.
 MAX_CHARS = 5_000
 
+LABELS = ("positive", "neutral", "negative")
 SCORED = "scored"
 TRUNCATED = "truncated"
 NOT_ENGLISH = "not_english"
 # A post with no text (media only): nothing to judge, which is not the same as neutral.
 NO_TEXT = "no_text"
+STATUSES = (SCORED, TRUNCATED, NOT_ENGLISH, NO_TEXT)
 
 
 class Score(NamedTuple):

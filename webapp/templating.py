@@ -9,7 +9,7 @@ from urllib.parse import quote
 from flask import Flask, request, url_for
 from flask_login import current_user
 
-from social import networks
+from social import networks, sentiment
 from webapp.models.activities import KIND_LABELS
 from webapp.models.sources import SOURCE_KIND_LABELS
 from webapp.models.users import ROLE_LABELS
@@ -87,6 +87,7 @@ def init_app(app: Flask) -> None:
     app.add_template_global(networks.LABELS, "NETWORK_LABELS")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")
     app.add_template_global(SOURCE_KIND_LABELS, "SOURCE_KIND_LABELS")
+    app.add_template_global(sentiment.LABELS, "SENTIMENT_LABELS")
     app.add_template_global(nav)
     app.add_template_global(icon_url)
     app.add_template_global(once.new_key, "new_form_key")

@@ -4,13 +4,12 @@ from webapp.models.activities import ACTIVITY_KINDS, Activity
 from webapp.models.audit import AuditEvent
 from webapp.models.contacts import Contact, ContactHandle
 from webapp.models.forms import FormSubmission
-from webapp.models.mentions import LABELS, Mention
+from webapp.models.mentions import Mention
 from webapp.models.sources import SOURCE_KINDS, Source
 from webapp.models.users import ROLES, AccountLink, LoginFailure, User, UserSession
 
 __all__ = [
     "ACTIVITY_KINDS",
-    "LABELS",
     "ROLES",
     "SOURCE_KINDS",
     "AccountLink",

@@ -9,9 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
-LABELS = ("positive", "neutral", "negative")
-SENTIMENT_STATUSES = ("scored", "truncated", "not_english", "no_text")
-
 
 class Mention(db.Model):
     __tablename__ = "mentions"

@@ -161,7 +161,7 @@ def create_from_mention(session: Session, user: User, mention: Mention) -> Conta
     """
     require(user, "mention.create_contact")
     data: dict[str, str | None] = {"name": mention.author_name or mention.author_handle}
-    if mention.network in mentions.MATCHABLE:
+    if mention.network in networks.HANDLE_NETWORKS:
         data[f"handle_{mention.network}"] = mention.author_handle
     contact = _create(session, user, data)
     mentions.attach_by_hand(session, user, mention, contact.id)

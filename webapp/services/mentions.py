@@ -22,6 +22,7 @@ from sqlalchemy.sql.expression import ColumnElement, UnaryExpression
 from social import mention as social_mention
 from social import sentiment
 from social.matching import normalize_handle
+from social.networks import HANDLE_NETWORKS
 from social.text import storable
 from webapp.models import Activity, Contact, Mention, Source, User
 from webapp.models.activities import MENTION_KIND
@@ -30,7 +31,6 @@ from webapp.services import bulk
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
 
-MATCHABLE = ("x", "mastodon", "bluesky")
 PAGE_SIZE = 30
 # Timeline entries of mentions get a UUID derived from the mention: attaching the same
 # mention twice can never add a second entry.
@@ -187,7 +187,7 @@ class _Batch:
                 s.neg,
                 s.label,
                 s.status,
-                m.author_id.lower() if m.author_id and m.network in MATCHABLE else None,
+                m.author_id.lower() if m.author_id and m.network in HANDLE_NETWORKS else None,
             )
             for m, s in zip(mentions, scores, strict=True)
         ]
@@ -204,7 +204,7 @@ def attach_authored(session: Session, contact: Contact) -> int:
     """Put on the contact's timeline the unmatched mentions its handles wrote (a Bluesky
     DID handle also matches the author's id); return how many. For when a contact gets
     a handle: the author's earlier mentions follow, not only the next ones."""
-    keys = [(h.network, h.handle) for h in contact.handles if h.network in MATCHABLE]
+    keys = [(h.network, h.handle) for h in contact.handles if h.network in HANDLE_NETWORKS]
     if not keys or contact.deleted_at is not None:
         return 0
     conditions = [and_(Mention.network == n, Mention.author_handle == h) for n, h in keys]

@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from social import networks
+from social import networks, sentiment
 from webapp.extensions import db
 from webapp.htmx import render
 from webapp.inputs import id_field
-from webapp.models import LABELS
 from webapp.services import contacts, mentions
 from webapp.services import sources as source_service
 from webapp.services.errors import ValidationError
@@ -34,7 +33,7 @@ def _filters() -> dict:
         "source_id": source_id if can(current_user, "source.view") else None,
         "network": network if network in networks.NETWORKS else None,
         "label": request.args.get("label")
-        if request.args.get("label") in (*LABELS, "unscored")
+        if request.args.get("label") in (*sentiment.LABELS, "unscored")
         else None,
         "matched": {"yes": True, "no": False}.get(matched),
     }
@@ -67,7 +66,6 @@ def index():
         sources=sources,
         capped=capped,
         args=args,
-        labels=LABELS,
     )
 
 
