@@ -11,6 +11,7 @@ import pytest
 
 from webapp.extensions import db
 from webapp.models import Contact
+from webapp.services import contact_search as search
 from webapp.services import contacts as service
 from webapp.services.search_text import sort_name_for
 
@@ -28,7 +29,7 @@ def _all_pages(user, query: str, mine: bool = False) -> list[int]:
     ids: list[int] = []
     after = None
     while True:
-        page = service.list_contacts(db.session, user, query, after=after, mine=mine, limit=LIMIT)
+        page = search.list_contacts(db.session, user, query, after=after, mine=mine, limit=LIMIT)
         ids += [c.id for c in page.contacts]
         if page.next_after is None:
             return ids
@@ -85,18 +86,18 @@ def test_search_pages_match_plain_filtering(app, make_user, monkeypatch, data, q
                                             mine):  # fmt: skip
     rep = make_user("rep")
     other = make_user("rep")
-    monkeypatch.setattr(service, "WALK_ROWS", {"sqlite": 40, "postgresql": 40})
+    monkeypatch.setattr(search, "WALK_ROWS", {"sqlite": 40, "postgresql": 40})
     walks = []
-    real_walk = service._walk_page
+    real_walk = search._walk_page
     monkeypatch.setattr(
-        service, "_walk_page", lambda *a, **k: walks.append(1) or real_walk(*a, **k)
+        search, "_walk_page", lambda *a, **k: walks.append(1) or real_walk(*a, **k)
     )
     with app.app_context():
         data(rep.id, other.id)
         db.session.commit()
 
         user = db.session.get(type(rep), rep.id)
-        terms = service._terms(query)
+        terms = search._terms(query)
         expected = [
             c.id
             for c in db.session.scalars(db.select(Contact).order_by(Contact.sort_name, Contact.id))

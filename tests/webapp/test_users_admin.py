@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from tests.conftest import sign_in
 from webapp.extensions import db
 from webapp.models import AccountLink, Activity, AuditEvent, Contact, User
-from webapp.services import users
+from webapp.services import account_links, users
 from webapp.services.errors import PermissionDenied, ValidationError
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -197,7 +197,7 @@ def test_two_invites_of_one_email_at_once_leave_one_open(app, make_user):
     admin = make_user("admin")
     with app.app_context():
         actor = db.session.get(User, admin.id)
-        users.invite(db.session, actor, "twin@example.com", "Twin One", "rep")
+        account_links.invite(db.session, actor, "twin@example.com", "Twin One", "rep")
         db.session.flush()
         outcome = {}
 
@@ -205,7 +205,7 @@ def test_two_invites_of_one_email_at_once_leave_one_open(app, make_user):
             with app.app_context():
                 try:
                     other = db.session.get(User, admin.id)
-                    users.invite(db.session, other, "twin@example.com", "Twin Two", "rep")
+                    account_links.invite(db.session, other, "twin@example.com", "Twin Two", "rep")
                     db.session.commit()
                     outcome["ok"] = True
                 except Exception as exc:
@@ -508,10 +508,10 @@ def test_service_calls_check_the_role_too(app, make_user):
     with app.app_context():
         actor, user = db.session.get(User, manager.id), db.session.get(User, rep.id)
         for call in (
-            lambda: users.invite(db.session, actor, "z@example.com", "Z", "rep"),
+            lambda: account_links.invite(db.session, actor, "z@example.com", "Z", "rep"),
             lambda: users.set_role(db.session, actor, user, "admin"),
             lambda: users.remove_user(db.session, actor, user, None),
-            lambda: users.make_reset_link(db.session, actor, user),
+            lambda: account_links.make_reset_link(db.session, actor, user),
         ):
             with pytest.raises(PermissionDenied):
                 call()

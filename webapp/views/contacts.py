@@ -12,7 +12,7 @@ from webapp.extensions import db
 from webapp.htmx import render, wants_fragment
 from webapp.inputs import id_field
 from webapp.models.activities import KIND_LABELS
-from webapp.services import activities, contacts, once
+from webapp.services import activities, contact_search, contacts, once
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 from webapp.views import form_data, home_for, undo_flash
@@ -37,12 +37,12 @@ def _list_context(
     query: str, mine: bool, after: int | None = None, through: int | None = None
 ) -> dict:
     if through and not after:
-        page = contacts.list_through(db.session, current_user, query, mine, through)
+        page = contact_search.list_through(db.session, current_user, query, mine, through)
     else:
-        page = contacts.list_contacts(db.session, current_user, query, after=after, mine=mine)
+        page = contact_search.list_contacts(db.session, current_user, query, after=after, mine=mine)
     return {
         "page": page,
-        "page_size": contacts.PAGE_SIZE,
+        "page_size": contact_search.PAGE_SIZE,
         "q": query,
         "mine": mine,
     }

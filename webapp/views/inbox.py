@@ -9,7 +9,7 @@ from social import networks, sentiment
 from webapp.extensions import db
 from webapp.htmx import render
 from webapp.inputs import id_field
-from webapp.services import contacts, mentions
+from webapp.services import contact_search, contacts, mentions
 from webapp.services import sources as source_service
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can
@@ -75,12 +75,14 @@ def show(mention_id: int):
     every contact to link it to (?q=, answered with the results alone for htmx)."""
     mention = mentions.get_mention(db.session, current_user, mention_id)
     query = request.args.get("q", "").strip()[:200]
-    found = contacts.list_contacts(db.session, current_user, query, limit=10) if query else None
+    found = (
+        contact_search.list_contacts(db.session, current_user, query, limit=10) if query else None
+    )
     return render(
         "inbox/show.html",
         "inbox/_link_search.html",
         mention=mention,
-        suggestions=contacts.suggestions(db.session, mention),
+        suggestions=contact_search.suggestions(db.session, mention),
         q=query,
         found=found.contacts if found else None,
     )

@@ -21,7 +21,7 @@ from webapp.htmx import render
 from webapp.inputs import id_field
 from webapp.models import ROLES, User
 from webapp.models.base import utcnow
-from webapp.services import audit, auth, users
+from webapp.services import account_links, audit, auth, users
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 from webapp.views import client_address, home_for
@@ -63,13 +63,13 @@ def _index(form: dict | None = None, errors: dict | None = None, status: int = 2
         render_template(
             "users/index.html",
             users=users.list_users(db.session, current_user),
-            links=users.open_links(db.session, current_user),
+            links=account_links.open_links(db.session, current_user),
             removed=users.removed_users(db.session, current_user),
             roles=ROLES,
             form=form or {"role": "rep"},
             errors=errors or {},
             shown=session.pop(SHOWN_LINK, None),
-            link_days=users.LINK_LIFETIME.days,
+            link_days=account_links.LINK_LIFETIME.days,
             now=utcnow(),
         ),
         status,
@@ -89,7 +89,7 @@ def invite():
     messages by the fields."""
     data = {f: request.form.get(f, "") for f in ("email", "name", "role")}
     try:
-        link, token = users.invite(db.session, current_user, **data)
+        link, token = account_links.invite(db.session, current_user, **data)
     except ValidationError as exc:
         db.session.rollback()
         return _index(form=data, errors=exc.errors, status=422)
@@ -101,7 +101,7 @@ def invite():
 @bp.post("/links/<int:link_id>/revoke")
 def revoke_link(link_id: int):
     """Withdraw an invite or reset link. :raise 403: not admin. :raise 404:"""
-    link = users.revoke_link(db.session, current_user, link_id)
+    link = account_links.revoke_link(db.session, current_user, link_id)
     db.session.commit()
     flash(f"The link for {link.email} no longer works.", "success")
     return redirect(url_for("users.index"), 303)
@@ -118,7 +118,7 @@ def show(user_id: int):
         sessions=len(auth.sessions_of(db.session, user)),
         owned=users.owned_contacts(db.session, user),
         shown=session.pop(SHOWN_LINK, None),
-        link_days=users.LINK_LIFETIME.days,
+        link_days=account_links.LINK_LIFETIME.days,
     )
 
 
@@ -185,7 +185,7 @@ def reset_link(user_id: int):
     """Make a password-reset link for a user, shown once on their page."""
     user = users.get_user(db.session, current_user, user_id)
     try:
-        link, token = users.make_reset_link(db.session, current_user, user)
+        link, token = account_links.make_reset_link(db.session, current_user, user)
     except ValidationError as exc:
         return _refused(user, exc)
     db.session.commit()
@@ -288,7 +288,7 @@ def audit_log():
 
 
 def _link_page(token: str, kind: str):
-    link = users.link_by_token(db.session, token)
+    link = account_links.link_by_token(db.session, token)
     if link is None or link.kind != kind:
         return None, (
             render_template(
@@ -300,7 +300,7 @@ def _link_page(token: str, kind: str):
             ),
             404,
         )
-    state = users.link_state(link)
+    state = account_links.link_state(link)
     if not state.open:
         return None, (render_template("users/link.html", link=link, why=state.why, errors={}), 410)
     return link, None
@@ -314,8 +314,10 @@ def _use(token: str, kind: str):
     if request.method == "GET":
         return render_template("users/link.html", link=link, why=None, errors={})
     try:
-        user = users.use_link(db.session, token, request.form.get("password", ""), client_address())
-    except users.LinkClosed as exc:
+        user = account_links.use_link(
+            db.session, token, request.form.get("password", ""), client_address()
+        )
+    except account_links.LinkClosed as exc:
         db.session.rollback()
         return render_template("users/link.html", link=link, why=str(exc), errors={}), 410
     except ValidationError as exc:

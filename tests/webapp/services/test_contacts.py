@@ -5,7 +5,7 @@ import pytest
 from tests.webapp.incoming import incoming
 from webapp.extensions import db
 from webapp.models import Mention
-from webapp.services import contacts, mentions
+from webapp.services import contact_search, mentions
 
 
 def test_suggestions_take_wildcards_in_names_literally(app, make_user, make_contact):
@@ -17,7 +17,7 @@ def test_suggestions_take_wildcards_in_names_literally(app, make_user, make_cont
             db.session, [incoming("1", handle="___", name="___ %%%")]
         ).stored[0]
         db.session.commit()
-        found = contacts.suggestions(db.session, db.session.get(Mention, mention_id))
+        found = contact_search.suggestions(db.session, db.session.get(Mention, mention_id))
         assert [c.name for c in found] == []
 
 
@@ -33,7 +33,7 @@ def test_suggestions_want_the_whole_name_or_the_handle(app, make_user, make_cont
             db.session, [incoming("1", handle="beanjunkie", name="Sam Beans")]
         ).stored[0]
         db.session.commit()
-        found = contacts.suggestions(db.session, db.session.get(Mention, mention_id))
+        found = contact_search.suggestions(db.session, db.session.get(Mention, mention_id))
         assert sorted(c.id for c in found) == sorted([beans.id, by_email.id, by_handle.id])
         assert found[0].id == beans.id
 
@@ -48,5 +48,5 @@ def test_suggestions_fold_accents_as_search_does(app, make_user, make_contact, a
             db.session, [incoming("1", handle="jm_1980", name=author)]
         ).stored[0]
         db.session.commit()
-        found = contacts.suggestions(db.session, db.session.get(Mention, mention_id))
+        found = contact_search.suggestions(db.session, db.session.get(Mention, mention_id))
         assert [c.name for c in found] == ["Jürgen Müller"]
