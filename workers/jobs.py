@@ -24,7 +24,7 @@ from social.mention import FetchResult
 from webapp.extensions import db
 from webapp.models import Contact, Source
 from webapp.models.base import utcnow
-from webapp.services import auth, contacts, mentions, once, sources
+from webapp.services import auth, contacts, mentions, once, polls, sources
 from workers import queues
 from workers.worker import in_place
 
@@ -126,8 +126,8 @@ def poll_source(source_id: int) -> dict[str, int] | None:
             return None
         settings = current_app.config
         fetch = _fetcher(source.kind, connection, bool(settings.get("OUTBOUND_ALLOW_PRIVATE")))
-        credentials = sources.Credentials.from_settings(settings)
-        outcome = sources.poll(db.session, source, fetch, credentials=credentials)
+        credentials = polls.Credentials.from_settings(settings)
+        outcome = polls.poll(db.session, source, fetch, credentials=credentials)
         db.session.commit()
         return (outcome or mentions.IngestResult([], 0, 0)).counts()
     except BaseException:
@@ -141,7 +141,7 @@ def dispatch_polls() -> int:
     """Queue a poll of every source that is due (run by the scheduler); return how many."""
     job = get_current_job()
     connection = job.connection if job else queues.connect(current_app.config["REDIS_URL"])
-    due = [s.id for s in sources.due_sources(db.session, utcnow())]
+    due = [s.id for s in polls.due_sources(db.session, utcnow())]
     db.session.rollback()
     return sum(enqueue_poll(source_id, connection) is not None for source_id in due)
 

@@ -26,7 +26,7 @@ from tests.social.test_mention import DEEP, EARLY, LATE, line
 from tests.social.test_x import MENTIONS, TOKEN, _local_client
 from webapp.extensions import db
 from webapp.models import Mention, Source
-from webapp.services import sources
+from webapp.services import polls
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -111,7 +111,7 @@ def _poll(app, kind: str, config: dict, fetch) -> Mention:
         source = Source(name=f"{kind} source", kind=kind, config=config)
         db.session.add(source)
         db.session.commit()
-        sources.poll(db.session, source, fetch)
+        polls.poll(db.session, source, fetch)
         db.session.commit()
         assert source.last_error is None
         [stored] = db.session.scalars(select(Mention)).all()

@@ -18,7 +18,7 @@ from social.mention import FetchResult
 from social.mention import Mention as Incoming
 from webapp.extensions import db
 from webapp.models import Activity, Mention, Source
-from webapp.services import sources
+from webapp.services import polls, sources
 
 POST_ID = "1786123456789012345"
 CLAIM = {
@@ -67,7 +67,7 @@ def _real_x_post(app) -> dict[str, int]:
         source = Source(name="X", kind="x", config={"mode": "mentions", "user_id": "1"})
         db.session.add(source)
         db.session.flush()
-        outcome = sources.poll(db.session, source, fetch)
+        outcome = polls.poll(db.session, source, fetch)
         db.session.commit()
         return outcome.counts()
 

@@ -14,7 +14,7 @@ from social import demo
 from social.mention import Mention as Incoming
 from webapp.extensions import db
 from webapp.models import Mention, Source
-from webapp.services import mentions, sources
+from webapp.services import mentions, polls
 
 ORIGINAL = re.compile(r'<a href="([^"]*)"[^>]*>Open the original post</a>')
 NOTE = "A sample post of the demo source"
@@ -26,7 +26,7 @@ def _poll_demo(app, batch: int = 3) -> list[tuple[int, str]]:
         source = Source(name="Demo mentions", kind="demo", config={"batch": batch})
         db.session.add(source)
         db.session.flush()
-        sources.poll(db.session, source, demo.fetch)
+        polls.poll(db.session, source, demo.fetch)
         db.session.commit()
         rows = db.session.scalars(select(Mention).order_by(Mention.id)).all()
         return [(m.id, demo.samples()[int(m.external_id.split("-")[1])]["id"]) for m in rows]

@@ -89,9 +89,7 @@ def test_search_pages_match_plain_filtering(app, make_user, monkeypatch, data, q
     monkeypatch.setattr(search, "WALK_ROWS", {"sqlite": 40, "postgresql": 40})
     walks = []
     real_walk = search._walk_page
-    monkeypatch.setattr(
-        search, "_walk_page", lambda *a, **k: walks.append(1) or real_walk(*a, **k)
-    )
+    monkeypatch.setattr(search, "_walk_page", lambda *a, **k: walks.append(1) or real_walk(*a, **k))
     with app.app_context():
         data(rep.id, other.id)
         db.session.commit()

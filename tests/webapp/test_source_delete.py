@@ -15,7 +15,7 @@ from tests.webapp.incoming import incoming
 from webapp.extensions import db
 from webapp.models import AuditEvent, Mention, Source
 from webapp.models.base import utcnow
-from webapp.services import mentions, sources
+from webapp.services import mentions, polls
 from workers import jobs
 
 
@@ -74,10 +74,10 @@ def test_a_deleted_source_stops_polling_at_once_and_leaves_the_list(
     assert client.post(f"/sources/{feed}/poll").status_code == 404
     with app.app_context():
         source = db.session.get(Source, feed)
-        assert sources.due_sources(db.session, utcnow() + timedelta(days=1)) == []
+        assert polls.due_sources(db.session, utcnow() + timedelta(days=1)) == []
         # A poll queued before the delete and run after it does nothing.
         called = []
-        assert sources.poll(db.session, source, lambda *a: called.append(a)) is None
+        assert polls.poll(db.session, source, lambda *a: called.append(a)) is None
         assert called == [] and source.last_polled_at is None
         # Its mentions stay in the inbox.
         assert db.session.scalar(select(Mention.source_id)) == feed
@@ -102,7 +102,7 @@ def test_undo_brings_the_source_back_within_the_window(app, client, login, make_
     assert "Restored Kestrel demo." in client.get(r.headers["Location"]).get_data(as_text=True)
     assert _source(app, feed).deleted_at is None
     with app.app_context():
-        assert [s.id for s in sources.due_sources(db.session, utcnow())] == [feed]
+        assert [s.id for s in polls.due_sources(db.session, utcnow())] == [feed]
 
 
 def test_undo_past_the_window_says_so_and_changes_nothing(app, client, login, make_user, feed):
@@ -184,7 +184,7 @@ def test_the_demo_connector_is_what_a_restored_source_polls_again(
     client.post(f"/sources/{feed}/restore")
     with app.app_context():
         source = db.session.get(Source, feed)
-        outcome = sources.poll(db.session, source, demo.fetch)
+        outcome = polls.poll(db.session, source, demo.fetch)
         db.session.commit()
         assert outcome is not None and len(outcome.stored) == 3
 

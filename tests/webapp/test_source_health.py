@@ -7,12 +7,12 @@ from social import demo
 from social.mention import SourceError
 from webapp.extensions import db
 from webapp.models import Source
-from webapp.services import sources
+from webapp.services import polls
 
 
 def _poll(app, source_id: int, fetch=demo.fetch) -> None:
     with app.app_context():
-        sources.poll(db.session, db.session.get(Source, source_id), fetch)
+        polls.poll(db.session, db.session.get(Source, source_id), fetch)
         db.session.commit()
 
 

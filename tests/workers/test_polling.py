@@ -20,7 +20,7 @@ from social.mention import Mention as Incoming
 from webapp.extensions import db
 from webapp.models import Mention, Source
 from webapp.models.base import utcnow
-from webapp.services import sources
+from webapp.services import polls, sources
 from workers import jobs
 from workers.queues import EmbeddedRedis, connect
 
@@ -69,7 +69,7 @@ def test_a_failed_poll_says_why_and_keeps_the_cursor(app):
 
     with app.app_context():
         source = _source(kind="x", config={}, cursor="42")
-        assert sources.poll(db.session, source, broken) is None
+        assert polls.poll(db.session, source, broken) is None
         db.session.commit()
         assert source.cursor == "42"
         assert source.last_error == "X rejected the token: check it in the source's settings."
@@ -84,13 +84,13 @@ def test_a_rate_limit_reschedules_instead_of_sleeping(app):
 
     with app.app_context():
         source = _source(kind="x", config={}, interval_seconds=60)
-        sources.poll(db.session, source, limited)
+        polls.poll(db.session, source, limited)
         db.session.commit()
         assert source.retry_after == reset
         assert "Rate limited" in source.last_error
         later = utcnow() + timedelta(minutes=5)
-        assert source not in sources.due_sources(db.session, later)
-        assert source in sources.due_sources(db.session, reset + timedelta(seconds=1))
+        assert source not in polls.due_sources(db.session, later)
+        assert source in polls.due_sources(db.session, reset + timedelta(seconds=1))
 
 
 def test_usage_capped_stops_polling(app):
@@ -99,10 +99,10 @@ def test_usage_capped_stops_polling(app):
 
     with app.app_context():
         source = _source(kind="x", config={})
-        sources.poll(db.session, source, capped)
+        polls.poll(db.session, source, capped)
         db.session.commit()
         assert source.capped_at is not None
-        assert source not in sources.due_sources(db.session, utcnow() + timedelta(hours=1))
+        assert source not in polls.due_sources(db.session, utcnow() + timedelta(hours=1))
 
 
 def test_x_spend_cap_stops_polling_and_says_so(app, client, login, make_user):
@@ -115,15 +115,15 @@ def test_x_spend_cap_stops_polling_and_says_so(app, client, login, make_user):
     with app.app_context():
         source = _source(kind="x", config={}, monthly_cap_usd=24.0)
         now = utcnow()
-        sources.poll(db.session, source, reads, now)  # 2000 reads = $10
+        polls.poll(db.session, source, reads, now)  # 2000 reads = $10
         assert source.capped_at is None
         assert sources.spend_usd(source, now) == 10.0
-        sources.poll(db.session, source, reads, now)  # $20: one more poll could pass $24
+        polls.poll(db.session, source, reads, now)  # $20: one more poll could pass $24
         db.session.commit()
         assert source.capped_at is not None
-        assert source not in sources.due_sources(db.session, now + timedelta(hours=1))
+        assert source not in polls.due_sources(db.session, now + timedelta(hours=1))
         # A poll that would overspend is not made.
-        assert sources.poll(db.session, source, reads, now) is None
+        assert polls.poll(db.session, source, reads, now) is None
         assert sources.reads_this_month(source, now) == 4000
         db.session.commit()
         # A new month starts from zero.
@@ -148,7 +148,7 @@ def test_dispatch_queues_each_due_source_once(app, redis, monkeypatch):
         monkeypatch.setattr(jobs, "_poll_lock", lambda sid: f"test:poll:fixed:{sid}")
         assert jobs.enqueue_poll(due.id, redis) is not None
         assert jobs.enqueue_poll(due.id, redis) is None  # already queued
-        due_now = {s.id for s in sources.due_sources(db.session, utcnow())}
+        due_now = {s.id for s in polls.due_sources(db.session, utcnow())}
         assert due_now == {due.id} and not {paused.id, recent.id} & due_now
         first.cancel()
         redis.delete(f"test:poll:fixed:{due.id}")

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from social import webhook as signed
 from webapp.extensions import csrf, db
 from webapp.inputs import read_body
-from webapp.services import sources
+from webapp.services import webhooks
 from webapp.services.errors import NotFoundError, ValidationError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -24,12 +24,12 @@ def webhook(source_id: int):
     422 for a body that is not mentions; nothing is stored unless all of it is valid.
     """
     try:
-        source = sources.webhook_source(db.session, source_id)
+        source = webhooks.webhook_source(db.session, source_id)
     except NotFoundError:
         return jsonify(error="No such webhook."), 404
     body = read_body(signed.MAX_BODY)
     try:
-        outcome = sources.receive_webhook(
+        outcome = webhooks.receive_webhook(
             db.session,
             source,
             body,
@@ -37,7 +37,7 @@ def webhook(source_id: int):
             request.headers.get(signed.TIMESTAMP_HEADER, ""),
             now=int(time.time()),
         )
-    except sources.WebhookRefused as exc:
+    except webhooks.WebhookRefused as exc:
         return jsonify(error=str(exc)), 401
     except ValidationError as exc:
         return jsonify(error=exc.errors["body"]), 422

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from webapp.extensions import db
 from webapp.htmx import render
 from webapp.models import SOURCE_KINDS
-from webapp.services import sources
+from webapp.services import polls, sources
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import require
 from webapp.views import undo_flash
@@ -93,7 +93,7 @@ def show(source_id: int):
     """A source's settings and health; htmx polls the health part while a poll runs."""
     source = sources.get_source(db.session, current_user, source_id)
     since = request.args.get("since")
-    polling = request.args.get("polling") == "1" and sources.still_polling(source, since)
+    polling = request.args.get("polling") == "1" and polls.still_polling(source, since)
     webhook_url = (
         url_for("api.webhook", source_id=source.id, _external=True)
         if source.kind == "webhook"
