@@ -24,6 +24,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(config.from_environment(app.instance_path))
     if test_config:
         app.config.from_mapping(test_config)
+    if app.config.get("SECRET_KEY_FROM_DISK") and not app.config[
+        "SQLALCHEMY_DATABASE_URI"
+    ].startswith("sqlite"):
+        app.logger.warning(
+            "SECRET_KEY is not set: this machine signs sessions with a key of its own"
+            " (instance/secret_key). Set SECRET_KEY, the same on every machine, before a"
+            " second one serves the app."
+        )
 
     from webapp import cli, errors, htmx, inputs, security, templating
     from webapp.extensions import compress, csrf, db, login, migrate

@@ -69,6 +69,8 @@ def from_environment(instance_path: str) -> dict:
     """Build the Flask config mapping from environment variables."""
     return {
         "SECRET_KEY": secret_key(instance_path),
+        # A key made on this machine's disk: another machine would make another.
+        "SECRET_KEY_FROM_DISK": not os.environ.get("SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL"), instance_path),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", True),

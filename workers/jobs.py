@@ -90,7 +90,7 @@ def _fetcher(
     return functools.partial(fetch, **options) if options else fetch
 
 
-def enqueue_poll(source_id: int, connection: Redis) -> Job | None:
+def enqueue_poll(source_id: int, connection: Redis, queue_name: str = "default") -> Job | None:
     """Queue a poll of the source unless one is queued or running; None if one is."""
     job_id = f"poll-{source_id}-{uuid.uuid4().hex[:12]}"
     if not queues.hold_lock(connection, _poll_lock(source_id), job_id, POLL_LOCK_TTL):
@@ -98,6 +98,7 @@ def enqueue_poll(source_id: int, connection: Redis) -> Job | None:
     return queues.enqueue(
         poll_source,
         source_id,
+        queue_name=queue_name,
         connection=connection,
         job_id=job_id,
         job_timeout=POLL_TIMEOUT,
