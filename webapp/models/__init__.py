@@ -3,9 +3,12 @@
 from webapp.models.activities import ACTIVITY_KINDS, Activity
 from webapp.models.audit import AuditEvent
 from webapp.models.contacts import Contact, ContactHandle
+from webapp.models.deals import Deal, DealChange, Stage
 from webapp.models.forms import FormSubmission
 from webapp.models.mentions import Mention
+from webapp.models.notifications import AppSecret, Notification, PushSubscription
 from webapp.models.sources import SOURCE_KINDS, Source
+from webapp.models.tasks import Task
 from webapp.models.users import ROLES, AccountLink, LoginFailure, User, UserSession
 
 __all__ = [
@@ -14,13 +17,20 @@ __all__ = [
     "SOURCE_KINDS",
     "AccountLink",
     "Activity",
+    "AppSecret",
     "AuditEvent",
     "Contact",
     "ContactHandle",
+    "Deal",
+    "DealChange",
     "FormSubmission",
     "LoginFailure",
     "Mention",
+    "Notification",
+    "PushSubscription",
     "Source",
+    "Stage",
+    "Task",
     "User",
     "UserSession",
 ]

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -16,6 +16,8 @@ KIND_LABELS = {
     "note": "Note",
 }
 ACTIVITY_KINDS = tuple(KIND_LABELS)
+# How a call went, when it was logged with one.
+CALL_OUTCOMES = {"reached": "Reached", "no_answer": "No answer", "voicemail": "Left a voicemail"}
 # A social mention on the timeline: added by matching, never logged by hand.
 MENTION_KIND = "mention"
 
@@ -33,6 +35,17 @@ class Activity(db.Model):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     mention_id: Mapped[int | None] = mapped_column(ForeignKey("mentions.id", ondelete="CASCADE"))
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    # A visit checked in on the spot: where the phone was, how sure it was (metres),
+    # and when the rep checked out again.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Deleted by its author: off the timeline, kept so a replay of its UUID finds it.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     author = relationship("User", lazy="joined")
     contact = relationship("Contact")

@@ -2,7 +2,8 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -26,6 +27,10 @@ class Contact(db.Model):
     # Lower-cased name, company, email and phone digits: what search looks in.
     search_text: Mapped[str] = mapped_column(Text, default="")
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Where the contact is, entered or taken from a check-in (WGS 84 degrees): Nearby.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    located_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -41,6 +46,14 @@ class Contact(db.Model):
     __table_args__ = (
         Index("ix_contacts_sort_name_id", "sort_name", "id"),
         Index("ix_contacts_owner_id_sort_name", "owner_id", "sort_name"),
+        # Nearby: a box of latitude, then longitude, around where the phone is.
+        Index(
+            "ix_contacts_location",
+            "latitude",
+            "longitude",
+            sqlite_where=sql_text("latitude IS NOT NULL"),
+            postgresql_where=sql_text("latitude IS NOT NULL"),
+        ),
     )
 
     @property
