@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from webapp.models import Activity, Contact, User
+from webapp.models import Activity, Contact, Deal, Task, User
 from webapp.services.errors import PermissionDenied
 
 EVERYONE = {"admin", "manager", "rep", "support", "marketer"}
@@ -16,6 +16,10 @@ def _owns(user: User, obj: Any) -> bool:
         return obj.owner_id == user.id
     if isinstance(obj, Activity):
         return obj.author_id == user.id
+    if isinstance(obj, Deal):
+        return obj.owner_id == user.id
+    if isinstance(obj, Task):
+        return obj.assignee_id == user.id or obj.created_by_id == user.id
     return False
 
 
@@ -38,6 +42,33 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
         return role in MANAGERS or (
             role in {"rep", "support"} and obj is not None and _owns(user, obj)
         )
+    # Deals and tasks: a rep works their own, managers and admins all, marketers read.
+    # Without a record ("deal.view" for the list), the answer is whether the role sees
+    # any at all; services narrow a rep's lists to their own.
+    if action in {"deal.view", "task.view"}:
+        if role in MANAGERS | {"marketer"}:
+            return True
+        return role == "rep" and (obj is None or _owns(user, obj))
+    if action in {"deal.create", "task.create"}:
+        return role in MANAGERS | {"rep"}
+    if action in {"deal.edit", "task.edit"}:
+        return role in MANAGERS or (role == "rep" and obj is not None and _owns(user, obj))
+    if action == "deal.view_all":
+        return role in MANAGERS | {"marketer"}
+    if action == "task.assign_others":
+        return role in MANAGERS
+    if action == "stage.manage":
+        return role == "admin"
+    if action == "forecast.view":
+        return role in MANAGERS | {"marketer"}
+    if action == "team.view":
+        return role in MANAGERS
+    if action == "today.view":
+        return role in MANAGERS | {"rep"}
+    if action == "notification.view":
+        return role in EVERYONE
+    if action == "push.manage":
+        return role == "admin"
     if action == "mention.view":
         return role in EVERYONE
     if action == "mention.create_contact":
