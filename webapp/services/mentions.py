@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import ColumnElement, UnaryExpression
 
@@ -322,7 +322,8 @@ def list_mentions(
 ) -> MentionPage:
     """Mentions newest first, filtered; before is the last id of the previous page."""
     require(user, "mention.view")
-    stmt = select(Mention)
+    # The page's contacts in one more statement, not one each as the rows show them.
+    stmt = select(Mention).options(selectinload(Mention.contact))
     if source_id:
         stmt = stmt.where(Mention.source_id == source_id)
     if network:

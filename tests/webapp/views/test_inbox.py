@@ -1,7 +1,7 @@
 """The inbox pages: lists and filters, escaped; linking, unlinking and undo; making a
 contact from a mention; who may read, triage, and see source names."""
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.webapp.incoming import count, incoming
 from webapp.extensions import db
@@ -217,3 +217,43 @@ def test_support_lands_on_the_inbox_and_others_on_contacts(client, make_user):
     assert client.get("/").headers["Location"].endswith("/inbox/")
     client.post("/logout")
     assert sign_in(client, rep).headers["Location"] == "/contacts"
+
+
+def test_an_inbox_page_costs_the_same_statements_however_many_contacts_it_shows(
+    app, client, login, make_user, make_contact
+):
+    owner = make_user("rep")
+    for i in range(12):
+        make_contact(owner, name=f"Author {i:02d}", handle_x=f"author{i:02d}")
+    with app.app_context():
+        mentions.ingest(
+            db.session,
+            [incoming(str(i), handle=f"author{i % 12:02d}") for i in range(30)]
+            + [incoming(f"u{i}", handle=f"stranger{i}") for i in range(10)],
+        )
+        db.session.commit()
+    login(make_user("support"))
+    client.get("/inbox/")  # the first request of a session loads what later ones keep
+
+    def statements(url):
+        seen = []
+        with app.app_context():
+            engine = db.engine
+
+        def record(conn, cursor, statement, *args):
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            page = client.get(url, headers=FRAGMENT).get_data(as_text=True)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        return len(seen), page
+
+    few, page = statements("/inbox/?matched=no")
+    assert "unmatched" in page and "Author" not in page
+    for url in ("/inbox/", "/inbox/?matched=yes", "/inbox/?label=positive&matched=yes"):
+        many, page = statements(url)
+        assert page.count("Author ") >= 12, url
+        # One statement more for all the page's contacts, not one per contact.
+        assert many <= few + 1, (url, many, few)
