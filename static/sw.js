@@ -16,7 +16,14 @@ const SHELL = [
   "/static/css/app.css",
   "/static/js/htmx-4.0.1.min.js",
   "/static/js/offline.js",
+  "/static/js/dom.js",
+  "/static/js/search.js",
+  "/static/js/sync.js",
+  "/static/js/outbox-view.js",
+  "/static/js/log.js",
+  "/static/js/signout.js",
   "/static/js/app.js",
+  "/static/js/nav.js",
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
   "/static/icons/maskable-512.png",
@@ -55,7 +62,7 @@ const isHtml = (response) => (response.headers.get("Content-Type") || "").starts
 // Keyed by URL alone, so a page fetched by htmx is found by a plain navigation later.
 const keepPage = (request, response) => self.Offline.keep(request.url, response);
 
-// With no signal: the kept copy; a search of the list falls back to the kept list (app.js
+// With no signal: the kept copy; a search of the list falls back to the kept list (search.js
 // then searches the contacts kept on this phone); else the offline page.
 async function fromCache(request) {
   const url = new URL(request.url);

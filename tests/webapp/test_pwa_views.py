@@ -1,6 +1,7 @@
 """The shell's files as the server hands them out."""
 
 import json
+import re
 import shutil
 
 from webapp import ROOT
@@ -32,3 +33,14 @@ def test_service_worker_version_follows_the_shell(tmp_path):
     css.write_text(css.read_text() + "\n.new { color: red; }\n")
     after = pwa._service_worker.__wrapped__(str(static), str(templates))
     assert before != after
+
+
+def test_the_shell_precaches_every_script_and_stylesheet_a_page_loads(client):
+    page = client.get("/login").get_data(as_text=True)
+    loaded = re.findall(r'<script src="([^"]+)"', page)
+    loaded += re.findall(r'<link rel="stylesheet" href="([^"]+)"', page)
+    worker = client.get("/sw.js").get_data(as_text=True)
+    shell = re.search(r"const SHELL = \[(.*?)\];", worker, re.S)
+    assert len(loaded) > 2
+    assert set(loaded) <= set(re.findall(r'"(/static/[^"]+)"', shell.group(1)))
+    assert all("defer" in tag for tag in re.findall(r"<script [^>]*>", page))

@@ -1,0 +1,75 @@
+/* Field CRM log form: an entry goes into the outbox first (it survives a closed app or a
+   restart), shows on the timeline as waiting, then is sent at once when there is signal;
+   the form says what became of it. */
+(() => {
+  "use strict";
+  const O = self.Offline;
+  const { $, h, KINDS, online, uuid } = self.Dom;
+
+  function say(form, text, kind) {
+    const status = $(".log-status", form);
+    if (!status) return;
+    status.className = text ? `log-status flash flash-${kind}` : "log-status";
+    status.textContent = text;
+  }
+
+  function bodyError(form, text) {
+    const body = form.elements.body;
+    let error = $("#log-body-error", form);
+    if (!text) {
+      body.removeAttribute("aria-invalid");
+      if (error) error.remove();
+      return;
+    }
+    if (!error) body.after((error = h("p", { className: "error", id: "log-body-error" })));
+    error.textContent = text;
+    body.setAttribute("aria-invalid", "true");
+    body.setAttribute("aria-describedby", "log-body-error");
+    body.focus();
+  }
+
+  // The entry of `form`, of the kind its `button` names, for the user `userId`; `sync`
+  // sends the outbox, `timeline` shows what waits on this contact's timeline.
+  async function queue(form, button, { userId, sync, timeline }) {
+    const kind = button && button.value;
+    const label = KINDS[kind] || "Entry";
+    const text = form.elements.body.value.trim();
+    // A new problem replaces what was said about the last entry.
+    say(form, "", "info");
+    if (kind === "note" && !text) return bodyError(form, "Write the note first.");
+    bodyError(form, "");
+    const entry = {
+      uuid: uuid(),
+      userId,
+      contactId: Number(form.dataset.contactId),
+      contactName: form.dataset.contactName,
+      author: form.dataset.author,
+      kind,
+      body: text,
+      occurredAt: new Date().toISOString(),
+    };
+    // A new UUID for the form, so no two entries ever share one (even from a saved copy).
+    form.elements.uuid.value = uuid();
+    form.elements.body.value = "";
+    try {
+      await O.add(entry);
+    } catch {
+      form.elements.body.value = text;
+      return say(form, `This phone could not keep the ${label.toLowerCase()}: try again.`, "error");
+    }
+    await timeline();
+    const later = `${label} saved on this phone; it will be sent when there is signal.`;
+    if (!online()) {
+      self.Sync.background();
+      return say(form, later, "info");
+    }
+    say(form, `${label} saved on this phone; sending…`, "info");
+    await sync();
+    const left = (await O.entries()).find((e) => e.uuid === entry.uuid);
+    if (!left) say(form, `${label} logged.`, "success");
+    else if (left.state === "failed") say(form, `${label} not sent: ${left.error}`, "error");
+    else say(form, later, "info");
+  }
+
+  self.LogForm = Object.freeze({ queue });
+})();
