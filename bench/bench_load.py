@@ -142,6 +142,10 @@ def loadavg() -> str:
 # --------------------------------------------------------------------------- data
 
 
+# Where a sign-in leads each role: support to the inbox, the others to the contact list.
+HOME = {"support": "/inbox/"} | dict.fromkeys(("admin", "manager", "rep", "marketer"), "/contacts")
+
+
 def role_counts(n: int) -> dict[str, int]:
     """Mostly reps, a few support staff and managers (at least one each when there is room)."""
     managers = max(1, round(n * 0.06)) if n >= 3 else 0
@@ -756,8 +760,9 @@ class Person:
         form = {"csrf_token": token[1] if token else "", "email": self.user["email"]}
         form["password"] = PASSWORD
         sample = self.send("sign in", "POST", "/login", {303}, data=form)
-        if not sample.problem and urlsplit(sample.response.headers["Location"]).path != "/contacts":
-            sample.problem = "303 not to the contact list"
+        landed = urlsplit(sample.response.headers.get("Location", "")).path
+        if not sample.problem and landed != HOME[self.user["role"]]:
+            sample.problem = f"303 to {landed or 'nowhere'}, not the role's start page"
         if sample.problem:
             raise Failed(sample)
         page = self.get("contact list", "/contacts")
