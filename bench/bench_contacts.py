@@ -899,7 +899,7 @@ def measure_pages(app, client, recorder, items: list[Scenario], n: int, warmup: 
 def count_matches(session, query: str) -> int:
     """How many live contacts the search finds (the service's own query, unlimited)."""
     from webapp.models import User
-    from webapp.services.contacts import list_contacts
+    from webapp.services.contact_search import list_contacts
 
     user = session.scalar(select(User).where(User.email == f"rep1@{USER_DOMAIN}"))
     return len(list_contacts(session, user, query, limit=10_000_000).contacts)
