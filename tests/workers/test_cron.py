@@ -8,11 +8,44 @@ import subprocess
 import sys
 import uuid
 
+import pytest
 from rq import Queue
+from rq.cron import CronScheduler
 
+from tests.workers import rq_shape
 from tests.workers.processes import ROOT, wait_for, worker_env
 from workers import cron
 from workers.queues import connect
+
+# What workers.cron overrides or calls in RQ's CronScheduler, with the parameters RQ
+# gives them. start is replaced whole; RQ's own installs the _request_stop handlers.
+PINNED = {
+    "__init__": "self, connection, logging_level=20, name=''",
+    "start": "self",
+    "enqueue_jobs": "self",
+    "register_birth": "self",
+    "register_death": "self, pipeline=None",
+    "heartbeat": "self",
+    "save": "self, pipeline=None",
+    "calculate_sleep_interval": "self",
+    "register": (
+        "self, func, queue_name, args=None, kwargs=None, interval=None, cron=None,"
+        " job_timeout=None, result_ttl=500, ttl=None, failure_ttl=None, meta=None,"
+        " webhooks=None, name=''"
+    ),
+    "_request_stop": "self, signum, frame",
+}
+USER = "workers.cron"
+
+
+@pytest.mark.parametrize("name", list(PINNED))
+def test_what_the_scheduler_relies_on_in_rq_keeps_its_shape(name):
+    rq_shape.check_method(CronScheduler, name, PINNED[name], USER)
+
+
+def test_the_scheduler_reads_rqs_attributes_and_adds_names_of_its_own():
+    rq_shape.check_reads(CronScheduler, ["connection", "name", "log"], USER)
+    rq_shape.check_own(CronScheduler, ["_sleep", "_stop_requested_at"], USER)
 
 
 def test_a_second_cron_scheduler_stands_by(redis, monkeypatch):

@@ -27,6 +27,7 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.worker.base import BaseWorker
 
+from tests.workers import rq_shape
 from tests.workers.processes import (
     FAST,
     NO_WORKER,
@@ -52,37 +53,40 @@ from workers import worker as worker_module
 from workers.queues import connect
 from workers.worker import Worker, in_place
 
-# What workers.worker overrides or calls in RQ, with the parameters it passes. RQ is
-# pinned to the versions tested; a new one that changes any of these fails here, by name.
+# What workers.worker overrides or calls in RQ, with the parameters RQ gives them.
 PINNED = {
-    (BaseWorker, "__init__"): ["queues", "maintenance_interval"],
-    (BaseWorker, "execute_job"): ["self", "job", "queue"],
-    (BaseWorker, "prepare_execution"): ["self", "job"],
-    (BaseWorker, "perform_job"): ["self", "job", "queue", "execution"],
-    (BaseWorker, "handle_execution_ended"): ["self", "job", "queue", "heartbeat_ttl"],
-    (BaseWorker, "get_heartbeat_ttl"): ["self", "job", "working_time"],
-    (BaseWorker, "heartbeat"): ["self", "timeout", "pipeline"],
-    (RQWorker, "kill_horse"): ["self", "sig"],
-    (RQWorker, "wait_for_horse"): ["self"],
-    (Execution, "heartbeat"): ["self", "started_job_registry", "ttl", "pipeline"],
-    (Job, "heartbeat"): ["self", "timestamp", "ttl", "pipeline", "xx"],
+    (BaseWorker, "execute_job"): "self, job, queue",
+    (BaseWorker, "prepare_execution"): "self, job",
+    (BaseWorker, "perform_job"): "self, job, queue, execution",
+    (BaseWorker, "handle_execution_ended"): "self, job, queue, heartbeat_ttl",
+    (BaseWorker, "handle_exception"): "self, job, *exc_info",
+    (BaseWorker, "get_heartbeat_ttl"): "self, job, working_time=0.0",
+    (BaseWorker, "heartbeat"): "self, timeout=None, pipeline=None",
+    (BaseWorker, "set_state"): "self, state, pipeline=None",
+    (BaseWorker, "push_exc_handler"): "self, handler_func",
+    (RQWorker, "kill_horse"): "self, sig=<Signals.SIGKILL: 9>",
+    (RQWorker, "wait_for_horse"): "self",
+    (Execution, "heartbeat"): "self, started_job_registry, ttl, pipeline",
+    (Job, "heartbeat"): "self, timestamp, ttl, pipeline=None, xx=False",
 }
+USER = "workers.worker"
 
 
 @pytest.mark.parametrize(("owner", "name"), list(PINNED), ids=lambda v: getattr(v, "__name__", v))
 def test_what_the_worker_relies_on_in_rq_keeps_its_shape(owner, name):
-    method = getattr(owner, name, None)
-    assert callable(method), f"RQ's {owner.__name__}.{name} is gone: workers.worker relies on it"
-    parameters = list(inspect.signature(method).parameters)
-    missing = [p for p in PINNED[owner, name] if p not in parameters]
-    assert not missing, (
-        f"RQ's {owner.__name__}.{name}{inspect.signature(method)} no longer takes {missing}:"
-        " workers.worker overrides or calls it with them"
+    rq_shape.check_method(owner, name, PINNED[owner, name], USER)
+
+
+def test_the_worker_reads_rqs_attributes_and_adds_names_of_its_own():
+    # Worker(queues, maintenance_interval=...) passes the rest on to RQ as it came.
+    parameters = inspect.signature(BaseWorker.__init__).parameters
+    assert {"queues", "maintenance_interval"} <= set(parameters), (
+        f"RQ's BaseWorker() no longer takes queues and maintenance_interval: {USER} passes them"
     )
-    if name != "__init__":
-        assert parameters[: len(PINNED[owner, name])] == PINNED[owner, name], (
-            f"RQ's {owner.__name__}.{name} now takes {parameters}, not {PINNED[owner, name]}"
-        )
+    reads = ["_shutdown_requested_date", "horse_pid", "maintenance_interval", "log", "name"]
+    rq_shape.check_reads(RQWorker, reads, USER)
+    own = ["_heartbeat", "_say_abandoned", "_stop_heartbeat", "in_place_ttl", "heartbeat_interval"]
+    rq_shape.check_own(RQWorker, own, USER)
 
 
 def test_rq_still_waits_for_jobs_for_its_dequeue_timeout():
