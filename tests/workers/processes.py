@@ -185,3 +185,17 @@ def worker_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
         "SECRET_KEY": "x",
     }
+
+
+def start_alone(redis_url: str, tmp_path: Path, log: Path, *args: str) -> subprocess.Popen:
+    """Start `crm ARGS` run alone (worker_env), stdout and stderr to log, in a process
+    group of its own."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "webapp.cli", *args],
+            env=worker_env(redis_url, tmp_path),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

@@ -4,8 +4,6 @@ giving up the lock."""
 
 import os
 import signal
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -13,7 +11,7 @@ from rq import Queue
 from rq.cron import CronScheduler
 
 from tests.workers import rq_shape
-from tests.workers.processes import ROOT, wait_for, worker_env
+from tests.workers.processes import start_alone, wait_for
 from workers import cron
 from workers.queues import connect
 
@@ -77,15 +75,7 @@ def test_crm_scheduler_stops_once_and_quietly_however_many_signals_come(redis_ur
     queues = [Queue(name, connection=redis) for name in ("default", "low")]
     queued_before = {q.name: set(q.job_ids) for q in queues}
     log = tmp_path / "scheduler.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "webapp.cli", "scheduler"],
-            env=worker_env(redis_url, tmp_path),
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_alone(redis_url, tmp_path, log, "scheduler")
     try:
         wait_for(
             lambda: redis.get(cron.LOCK_KEY), "the scheduler to take the lock", timeout=60, log=log

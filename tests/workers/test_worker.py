@@ -37,6 +37,7 @@ from tests.workers.processes import (
     external_ids,
     mention,
     output,
+    start_alone,
     start_crm,
     started_job,
     stop,
@@ -415,15 +416,7 @@ def test_a_second_sigterm_stops_the_worker_in_the_middle_of_a_job_and_the_job_ru
     log = tmp_path / "worker.log"
     command = [sys.executable, "-m", "webapp.cli", "worker"]
     try:
-        with log.open("w") as out:
-            worker = subprocess.Popen(
-                [*command, queue.name],
-                env=worker_env(redis_url, tmp_path),
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        worker = start_alone(redis_url, tmp_path, log, "worker", queue.name)
         try:
             wait_for(lambda: job.get_status() == "started", "the job to start", timeout=60, log=log)
             worker.send_signal(signal.SIGTERM)
