@@ -23,12 +23,12 @@ from webapp.extensions import db
 from webapp.models import Activity, Mention
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
+# What a waiting import says while no worker takes its batches.
 NO_WORKER = "No worker is taking jobs from the queue"
 
 
 def mention(n: int, handle: str = "someone", **fields) -> dict:
+    """Mention n as a line of `crm mentions import` has it, with fields changed."""
     return {
         "external_id": f"q{n}",
         "author_handle": handle,
@@ -40,6 +40,7 @@ def mention(n: int, handle: str = "someone", **fields) -> dict:
 
 
 def crm_env(app, redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a `crm` process on the app's database and this Redis."""
     return {
         **os.environ,
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -66,6 +67,7 @@ def start_crm(
 
 
 def output(log: Path) -> str:
+    """What a process started by start_crm has written, stdout then stderr."""
     return log.read_text() + log.with_suffix(".err").read_text()
 
 
@@ -106,14 +108,17 @@ def wait_for(
 
 
 def stored_count() -> int:
+    """How many mentions are stored."""
     return db.session.scalar(select(func.count()).select_from(Mention))
 
 
 def external_ids() -> list[str]:
+    """The stored mentions' external ids, in order."""
     return list(db.session.scalars(select(Mention.external_id).order_by(Mention.external_id)))
 
 
 def timeline(contact_id: int) -> list[Activity]:
+    """The contact's timeline entries."""
     return list(db.session.scalars(select(Activity).where(Activity.contact_id == contact_id)))
 
 
