@@ -71,7 +71,8 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 import sqlalchemy as sa
-from bench_contacts import free_port, generate, ms, pct
+from contacts.common import free_port, ms, pct
+from contacts.seed import generate
 from report import table
 
 ROOT = Path(__file__).resolve().parent.parent

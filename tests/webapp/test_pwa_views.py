@@ -3,9 +3,11 @@
 import json
 import re
 import shutil
+from pathlib import Path
+
+import pytest
 
 from webapp import ROOT
-from webapp.views import pwa
 
 
 def test_manifest_and_service_worker(client):
@@ -23,16 +25,23 @@ def test_manifest_and_service_worker(client):
     assert "__SHELL_VERSION__" not in r.get_data(as_text=True)
 
 
-def test_service_worker_version_follows_the_shell(tmp_path):
-    static, templates = tmp_path / "static", tmp_path / "templates"
-    shutil.copytree(ROOT / "static", static)
-    shutil.copytree(ROOT / "templates", templates)
-    before = pwa._service_worker.__wrapped__(str(static), str(templates))
-    assert before == pwa._service_worker.__wrapped__(str(static), str(templates))
-    css = static / "css" / "app.css"
-    css.write_text(css.read_text() + "\n.new { color: red; }\n")
-    after = pwa._service_worker.__wrapped__(str(static), str(templates))
-    assert before != after
+@pytest.mark.parametrize("changed", ["css/app.css", "js/dom.js", "js/nav.js", "sw.js"])
+def test_service_worker_version_follows_the_shell(app, tmp_path, changed):
+    """The same shell files give the same version wherever they are; a change to any of
+    them gives a new one."""
+
+    def version(static: Path) -> str:
+        app.static_folder = str(static)
+        body = app.test_client().get("/sw.js").get_data(as_text=True)
+        return re.search(r'const VERSION = "(\w+)"', body)[1]
+
+    same, edited = tmp_path / "same", tmp_path / "edited"
+    shutil.copytree(ROOT / "static", same)
+    shutil.copytree(ROOT / "static", edited)
+    path = edited / changed
+    path.write_text(path.read_text() + "\n/* changed */\n")
+    assert version(same) == version(ROOT / "static")
+    assert version(edited) != version(same)
 
 
 def test_the_shell_precaches_every_script_and_stylesheet_a_page_loads(client):

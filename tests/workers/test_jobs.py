@@ -1,5 +1,6 @@
-"""Polling sources: one transaction per poll, never two polls at once, rate limits and
-spend caps honoured, and exactly once through retries and a killed worker."""
+"""The workers' jobs (workers/jobs.py): purges; polls in one transaction each, never two
+of a source at once, rate limits and spend caps honoured, exactly once through retries, a
+killed worker and a Redis restart; ingest batches run twice or holding a bad mention."""
 
 import http.server
 import os
@@ -15,23 +16,23 @@ import pytest
 from rq import Queue, Retry, SimpleWorker
 from sqlalchemy import func, select
 
-from social.mention import FetchResult, RateLimited, SourceError, UsageCapped
+from social.mention import FetchResult, MentionError, RateLimited, SourceError, UsageCapped
 from social.mention import Mention as Incoming
+from tests.workers.processes import (
+    crm_env,
+    external_ids,
+    mention,
+    output,
+    start_crm,
+    stored_count,
+    timeline,
+)
 from webapp.extensions import db
-from webapp.models import Mention, Source
+from webapp.models import Contact, LoginFailure, Mention, Source
 from webapp.models.base import utcnow
 from webapp.services import polls, sources
-from workers import jobs
+from workers import jobs, queues
 from workers.queues import EmbeddedRedis, connect
-
-
-@pytest.fixture
-def redis(redis_url):
-    return connect(redis_url)
-
-
-def _count() -> int:
-    return db.session.scalar(select(func.count()).select_from(Mention))
 
 
 def _source(kind="demo", **fields) -> Source:
@@ -40,6 +41,36 @@ def _source(kind="demo", **fields) -> Source:
     db.session.add(source)
     db.session.commit()
     return source
+
+
+def test_purge_job_removes_only_contacts_deleted_long_ago(
+    app, make_user, make_contact, redis, isolated_queue
+):
+    rep = make_user("rep")
+    old, recent, _live = (make_contact(rep, name=n) for n in ("Old Gone", "Recent Gone", "Live"))
+    with app.app_context():
+        db.session.get(Contact, old.id).deleted_at = utcnow() - timedelta(days=31)
+        db.session.get(Contact, recent.id).deleted_at = utcnow() - timedelta(days=1)
+        db.session.commit()
+        job = isolated_queue.enqueue(jobs.purge_deleted_contacts)
+        SimpleWorker([isolated_queue], connection=redis).work(burst=True)
+        assert job.get_status() == "finished"
+        assert job.return_value() == 1
+        assert {c.name for c in db.session.query(Contact)} == {"Recent Gone", "Live"}
+
+
+def test_purge_login_failures_keeps_recent_ones(app, redis, isolated_queue):
+    with app.app_context():
+        db.session.add_all(
+            [
+                LoginFailure(key="account:a", at=utcnow() - timedelta(days=2)),
+                LoginFailure(key="account:b"),
+            ]
+        )
+        db.session.commit()
+        isolated_queue.enqueue(jobs.purge_login_failures)
+        SimpleWorker([isolated_queue], connection=redis).work(burst=True)
+        assert [f.key for f in db.session.query(LoginFailure)] == ["account:b"]
 
 
 def test_demo_source_polled_by_a_worker_stores_and_advances(app, redis):
@@ -52,7 +83,7 @@ def test_demo_source_polled_by_a_worker_stores_and_advances(app, redis):
             assert job.return_value() == {"stored": 3, "duplicates": 0, "attached": 0}
             db.session.refresh(source)
             assert source.cursor == expected_cursor
-        assert _count() == 6
+        assert stored_count() == 6
         assert source.mentions_stored == 6 and source.last_error is None
         # A poll replayed from an old cursor (a retried job) stores nothing twice.
         source.cursor = "3"
@@ -60,7 +91,7 @@ def test_demo_source_polled_by_a_worker_stores_and_advances(app, redis):
         job = queue.enqueue(jobs.poll_source, source.id)
         SimpleWorker([queue], connection=redis).work(burst=True)
         assert job.return_value() == {"stored": 0, "duplicates": 3, "attached": 0}
-        assert _count() == 6
+        assert stored_count() == 6
 
 
 def test_a_failed_poll_says_why_and_keeps_the_cursor(app):
@@ -137,22 +168,21 @@ def test_x_spend_cap_stops_polling_and_says_so(app, client, login, make_user):
     assert "Stopped: monthly spend cap reached" in page and "$20.00 of a $24.00 cap" in page
 
 
-def test_dispatch_queues_each_due_source_once(app, redis, monkeypatch):
+def test_dispatch_queues_each_due_source_once(app, redis, isolated_queue):
     with app.app_context():
         due, paused, recent = _source(), _source(enabled=False), _source(last_polled_at=utcnow())
-        monkeypatch.setattr(
-            jobs, "_poll_lock", lambda sid: f"test:poll:{uuid.uuid4().hex[:6]}:{sid}"
-        )
-        first = jobs.enqueue_poll(due.id, redis)
+        first = jobs.enqueue_poll(due.id, redis, queue_name=isolated_queue.name)
         assert first is not None
-        monkeypatch.setattr(jobs, "_poll_lock", lambda sid: f"test:poll:fixed:{sid}")
-        assert jobs.enqueue_poll(due.id, redis) is not None
-        assert jobs.enqueue_poll(due.id, redis) is None  # already queued
+        assert jobs.enqueue_poll(due.id, redis, queue_name=isolated_queue.name) is None
         due_now = {s.id for s in polls.due_sources(db.session, utcnow())}
         assert due_now == {due.id} and not {paused.id, recent.id} & due_now
-        first.cancel()
-        redis.delete(f"test:poll:fixed:{due.id}")
-        Queue("default", connection=redis).empty()
+        # Once the poll has run, the source can be queued again.
+        SimpleWorker([isolated_queue], connection=redis).work(burst=True)
+        assert first.get_status() == "finished"
+        again = jobs.enqueue_poll(due.id, redis, queue_name=isolated_queue.name)
+        assert again is not None
+        SimpleWorker([isolated_queue], connection=redis).work(burst=True)
+        assert again.get_status() == "finished"
 
 
 FEED = """<?xml version="1.0"?>
@@ -160,6 +190,8 @@ FEED = """<?xml version="1.0"?>
 <description>Reviews</description>
 {items}
 </channel></rss>"""
+
+
 ITEM = """<item><title>Review {n}</title><link>https://reviews.example/r/{n}</link>
 <guid>https://reviews.example/r/{n}</guid>
 <description>Review number {n}: great service.</description>
@@ -239,7 +271,7 @@ def test_a_worker_killed_mid_poll_leaves_every_mention_stored_once(app, redis, r
     job.refresh()
     assert job.get_status() == "finished", output
     with app.app_context():
-        assert _count() == 12
+        assert stored_count() == 12
         assert db.session.scalar(select(func.count(func.distinct(Mention.external_id)))) == 12
         stored = db.session.get(Source, source_id)
         assert stored.mentions_stored == 12 and stored.cursor
@@ -258,7 +290,6 @@ def test_a_redis_restart_loses_no_mention_and_doubles_none(app, tmp_path):
             SimpleWorker(["default"], connection=redis).work(burst=True)
             assert queued.return_value()["stored"] == 3
             # Queued again, then the server restarts keeping its data (saved on shutdown).
-            redis.delete(jobs._poll_lock(source_id))
             again = jobs.enqueue_poll(source_id, redis)
             db.session.get(Source, source_id).cursor = None  # as if the first poll re-ran
             db.session.commit()
@@ -266,7 +297,7 @@ def test_a_redis_restart_loses_no_mention_and_doubles_none(app, tmp_path):
             redis = connect(server.start())
             assert again.id in Queue("default", connection=redis).job_ids
             SimpleWorker(["default"], connection=redis).work(burst=True)
-            assert _count() == 3
+            assert stored_count() == 3
             # Now a restart that loses everything: the dispatcher polls again, once.
             jobs.enqueue_poll(source_id, redis)
             server.stop()
@@ -279,7 +310,68 @@ def test_a_redis_restart_loses_no_mention_and_doubles_none(app, tmp_path):
             job = Queue("default", connection=redis).enqueue(jobs.dispatch_polls)
             SimpleWorker(["default"], connection=redis).work(burst=True)
             assert job.return_value() == 1
-            assert _count() == 6
+            assert stored_count() == 6
             assert len(set(db.session.scalars(select(Mention.external_id)))) == 6
         finally:
             server.stop()
+
+
+def test_a_batch_run_twice_stores_each_mention_once(
+    app, redis, redis_url, queue_name, tmp_path, make_user, make_contact
+):
+    """A batch's job run again (its key queued twice here) stores nothing twice and
+    says so; a batch no longer in Redis fails naming its key."""
+    contact = make_contact(make_user("rep"), name="Twice Fan", handle_x="twicefan")
+    batch = [mention(1), mention(2, "twicefan", source="x"), mention(3)]
+    first = jobs.enqueue_ingest(
+        batch, connection=redis, queue_name=queue_name, default_network="import"
+    )
+    key = jobs.BATCH_KEY.format(first.id)
+    assert redis.ttl(key) > jobs.STORED_BATCH_TTL
+    second = queues.enqueue(
+        jobs.ingest_batch, key, None, "import", queue_name=queue_name, connection=redis
+    )
+    log = tmp_path / "worker.log"
+    worker = start_crm(crm_env(app, redis_url, tmp_path), log, "worker", "--burst", queue_name)
+    try:
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert first.get_status() == second.get_status() == "finished", output(log)
+    assert first.return_value() == {"stored": 3, "duplicates": 0, "attached": 1}
+    assert second.return_value() == {"stored": 0, "duplicates": 3, "attached": 0}
+    # Stored: kept only an hour more, for a run again such as the second one.
+    assert 0 < redis.ttl(key) <= jobs.STORED_BATCH_TTL
+    with app.app_context():
+        assert external_ids() == ["q1", "q2", "q3"]
+        assert len(timeline(contact.id)) == 1
+
+    missing = f"crm:ingest:gone-{uuid.uuid4().hex}"
+    app.config["REDIS_URL"] = redis_url  # outside a job ingest_batch connects itself
+    with app.app_context():
+        with pytest.raises(jobs.BatchGone) as gone:
+            jobs.ingest_batch(missing)
+        assert missing in str(gone.value)
+        assert stored_count() == 3
+
+
+def test_a_batch_with_a_malformed_mention_stores_nothing_and_says_which(
+    app, redis, redis_url, queue_name, monkeypatch
+):
+    bad = {k: v for k, v in mention(2).items() if k != "external_id"}
+    job = jobs.enqueue_ingest(
+        [mention(1), bad, mention(3)],
+        connection=redis,
+        queue_name=queue_name,
+        default_network="import",
+    )
+    app.config["REDIS_URL"] = redis_url
+    with app.app_context():
+        with pytest.raises(MentionError) as error:
+            jobs.ingest_batch(jobs.BATCH_KEY.format(job.id), None, "import")
+        assert str(error.value) == "mention 2 of the batch: external_id is missing"
+        assert stored_count() == 0
+    # The batch stays for a run again once what is wrong is put right.
+    assert redis.ttl(jobs.BATCH_KEY.format(job.id)) > jobs.STORED_BATCH_TTL

@@ -1,8 +1,10 @@
-"""The `crm` command: create-user, seed-demo, `crm up` from start to every way of
-stopping it, and how the worker and the scheduler take their signals."""
+"""The `crm` command (webapp/cli.py): create-user, seed-demo, `crm up` from start to every
+way of stopping it, and `crm mentions import`: what it stores, what it counts as
+duplicates, and each rejected line reported with its number."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -14,21 +16,18 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from rq import Queue, Retry
+from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import User
+from webapp.models import Mention, User
 from webapp.services import demo
-from workers import cron
-from workers.queues import connect
-from workers.worker import in_place
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_create_user(app):
@@ -248,128 +247,81 @@ def test_crm_up_runs_everything_and_every_way_of_stopping_it_leaves_nothing(tmp_
         assert conn.execute("select count(*) from activities").fetchone()[0] > 300
 
 
-def _crm_env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    """The environment of a `crm worker` or `crm scheduler` run alone."""
-    return {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "INSTANCE_PATH": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.sqlite3'}",
-        "SECRET_KEY": "x",
-    }
-
-
-def _wait_for(predicate, what: str, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{log.read_text()}"
-        time.sleep(0.05)
-
-
-def test_crm_scheduler_stops_once_and_quietly_however_many_signals_come(redis_url, tmp_path):
-    """Under a supervisor, a Ctrl-C or a group kill reaches the scheduler, and the
-    supervisor's own SIGTERM follows: signals in quick succession. It stops once, with
-    no traceback, and gives up the leader lock, so that the next scheduler enqueues at
-    once instead of standing by until the lock expires."""
-    redis = connect(redis_url)
-    redis.delete(cron.LOCK_KEY)
-    queues = [Queue(name, connection=redis) for name in ("default", "low")]
-    queued_before = {q.name: set(q.job_ids) for q in queues}
-    log = tmp_path / "scheduler.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "webapp.cli", "scheduler"],
-            env=_crm_env(redis_url, tmp_path),
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_for(lambda: redis.get(cron.LOCK_KEY), "the scheduler to take the lock", log)
-        os.kill(proc.pid, signal.SIGINT)
-        os.kill(proc.pid, signal.SIGTERM)
-        returncode = proc.wait(30)
-        output = log.read_text()
-        # A signal that arrives as the interpreter exits (its handlers gone) ends it
-        # with that signal's status instead of 0: either way it has stopped in order.
-        assert returncode in (0, -signal.SIGINT, -signal.SIGTERM), output
-        assert "Traceback" not in output, output
-        assert "registering death" in output, output
-        assert redis.get(cron.LOCK_KEY) is None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for q in queues:
-            for job_id in set(q.job_ids) - queued_before[q.name]:
-                q.remove(job_id)
-                redis.delete(f"rq:job:{job_id}")
-
-
-@in_place
-def wait_in_place(flag: str) -> str:
-    """A job that runs in the worker's own process until the file flag exists."""
-    while not Path(flag).exists():
-        time.sleep(0.05)
-    return "done"
-
-
-def test_a_second_sigterm_stops_the_worker_in_the_middle_of_a_job_and_the_job_runs_again(
-    redis_url, tmp_path
+def test_mentions_import_reports_stored_duplicates_and_rejected_lines(
+    app, tmp_path, make_user, make_contact
 ):
-    """The first SIGTERM lets the job under way finish (RQ's warm shutdown); a second
-    one, a while later, stops the worker at once (cold shutdown), without a traceback,
-    and the job is retried: the next worker runs it to the end."""
-    redis = connect(redis_url)
-    queue = Queue(f"test-{uuid.uuid4().hex[:8]}", connection=redis)
-    flag = tmp_path / "go-on"
-    job = queue.enqueue(
-        "tests.test_cli.wait_in_place", str(flag), retry=Retry(max=1), job_timeout=120
-    )
-    log = tmp_path / "worker.log"
-    command = [sys.executable, "-m", "webapp.cli", "worker"]
-    try:
-        with log.open("w") as out:
-            worker = subprocess.Popen(
-                [*command, queue.name],
-                env=_crm_env(redis_url, tmp_path),
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            _wait_for(lambda: job.get_status() == "started", "the job to start", log)
-            worker.send_signal(signal.SIGTERM)
-            _wait_for(lambda: "warm shut down" in log.read_text(), "the warm shutdown", log)
-            # RQ takes a second signal within a second of the first for the same one.
-            time.sleep(1.5)
-            assert worker.poll() is None, log.read_text()  # the job is not done
-            worker.send_signal(signal.SIGTERM)
-            returncode = worker.wait(30)
-        finally:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
-        output = log.read_text()
-        assert returncode == 0, output
-        assert "cold shut down" in output, output
-        assert "Traceback" not in output, output
-        assert job.get_status() == "queued"  # its retry
-
-        flag.touch()
-        done = subprocess.run(
-            [*command, "--burst", queue.name],
-            env=_crm_env(redis_url, tmp_path),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        assert job.get_status() == "finished", done.stderr
-        assert job.return_value() == "done"
-    finally:
-        queue.empty()
-        job.delete()
+    make_contact(make_user("rep"), name="Imported Match", handle_x="importfan")
+    lines = [
+        json.dumps(
+            {
+                "source": "x",
+                "external_id": "1",
+                "author_handle": "importfan",
+                "author_name": "F",
+                "text": "love it",
+                "created_at": "2026-11-20T10:00:00Z",
+                "url": "https://x.com/importfan/status/1",
+                "author_followers": 10,
+            }
+        ),
+        json.dumps(
+            {
+                "source": "x",
+                "external_id": "1",
+                "author_handle": "importfan",
+                "text": "love it",
+                "created_at": "2026-11-20T10:00:00Z",
+            }
+        ),
+        "{not json",
+        json.dumps(
+            {
+                "source": "x",
+                "external_id": "2",
+                "author_handle": "a",
+                "text": "t",
+                "created_at": "yesterday",
+            }
+        ),
+        "",
+        json.dumps(
+            {
+                "source": "myspace",
+                "external_id": "3",
+                "author_handle": "a",
+                "text": "t",
+                "created_at": "2026-11-20T10:00:00Z",
+            }
+        ),
+        json.dumps(
+            {
+                "external_id": "4",
+                "author_handle": "b",
+                "text": "hello",
+                "created_at": "2026-11-20T10:00:00+02:00",
+                "mood": "ok",
+            }
+        ),
+        # Half of a surrogate pair, escaped: valid JSON, but no database stores it.
+        '{"source": "x", "external_id": "5", "author_handle": "c", "text": "half \\ud83d",'
+        ' "created_at": "2026-11-20T10:00:00Z"}',
+        # A NUL character, which PostgreSQL text refuses.
+        '{"source": "x", "external_id": "6", "author_handle": "c", "text": "nul \\u0000",'
+        ' "created_at": "2026-11-20T10:00:00Z"}',
+    ]
+    path = tmp_path / "mentions.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = app.test_cli_runner().invoke(args=["mentions", "import", str(path)])
+    assert result.exit_code == 1
+    assert "2 stored, 1 duplicate, 5 rejected (1 attached to contacts)." in result.output
+    assert "line 3: not valid JSON" in result.output
+    assert "line 4: created_at is not an ISO 8601 time" in result.output
+    assert "line 6: source must be one of" in result.output
+    assert "line 8: text has an unpaired surrogate escape" in result.output
+    assert "line 9: text has a NUL character" in result.output
+    with app.app_context():
+        imported = db.session.scalar(select(Mention).where(Mention.external_id == "4"))
+        assert imported.network == "import" and imported.extra == {"mood": "ok"}
+        assert imported.posted_at == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    again = app.test_cli_runner().invoke(args=["mentions", "import", str(path)])
+    assert "0 stored, 3 duplicate, 5 rejected" in again.output

@@ -1,0 +1,1 @@
+"""The contacts benchmark in parts: common helpers, seeding, page timing, throughput."""
