@@ -61,9 +61,10 @@ class Subresources(HTMLParser):
 
 
 def kind_of(path: str, content_type: str) -> str:
-    if path.endswith(".css"):
+    path = path.partition("?")[0]  # a versioned address (page.js?v=...) is still a script
+    if path.endswith(".css") or content_type.startswith("text/css"):
         return "css"
-    if path.endswith(".js"):
+    if path.endswith(".js") or "javascript" in content_type:
         return "js"
     if "manifest" in content_type:
         return "manifest"

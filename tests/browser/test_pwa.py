@@ -97,7 +97,7 @@ def test_service_worker_is_registered_for_the_whole_app(page, live_server):
             return urls.map((u) => new URL(u).pathname);
         }"""
     )
-    assert {"/static/css/app.css", "/static/js/app.js", "/offline"} <= set(cached)
+    assert {"/static/css/app.css", "/static/js/page.js", "/offline"} <= set(cached)
     assert "/static/js/htmx-4.0.1.min.js" in cached
     assert page.console_errors == []
 

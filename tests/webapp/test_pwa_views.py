@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from webapp import ROOT
+from webapp.views.pwa import PAGE_SCRIPTS
 
 
 def test_manifest_and_service_worker(client):
@@ -53,3 +54,27 @@ def test_the_shell_precaches_every_script_and_stylesheet_a_page_loads(client):
     assert len(loaded) > 2
     assert set(loaded) <= set(re.findall(r'"(/static/[^"]+)"', shell.group(1)))
     assert all("defer" in tag for tag in re.findall(r"<script [^>]*>", page))
+
+
+def test_a_page_loads_its_own_scripts_as_one_file_named_by_its_version(app, client, tmp_path):
+    page = client.get("/login").get_data(as_text=True)
+    joined = [s for s in re.findall(r'<script src="([^"]+)"', page) if "page.js" in s]
+    assert len(joined) == 1 and re.fullmatch(r"/static/js/page\.js\?v=\w{12}", joined[0])
+    r = client.get(joined[0])
+    assert r.mimetype == "text/javascript"
+    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    body = r.get_data(as_text=True)
+    # Every script's code, in the order the page runs them, without whole-line comments.
+    files = [(ROOT / "static" / "js" / name).read_text() for name in PAGE_SCRIPTS]
+    first_code = [
+        next(ln for ln in f.splitlines() if ln.strip().startswith(("(", "const", "'use")))
+        for f in files
+    ]
+    positions = [body.index(line) for line in first_code]
+    assert positions == sorted(positions)
+    markers = [ln for ln in body.splitlines() if ln.lstrip().startswith(("//", "/*"))]
+    assert markers == [f"// {name}" for name in PAGE_SCRIPTS]
+    assert len(body) < sum(map(len, files))
+    # An old or unnamed version is not kept for a year, and the worker precaches this one.
+    assert client.get("/static/js/page.js").headers["Cache-Control"] == "no-cache"
+    assert f'"{joined[0]}"' in client.get("/sw.js").get_data(as_text=True)
