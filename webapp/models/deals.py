@@ -64,6 +64,8 @@ class Deal(db.Model):
     position: Mapped[float] = mapped_column(Float, default=0.0)
     next_step: Mapped[str | None] = mapped_column(String(200))
     lost_reason: Mapped[str | None] = mapped_column(String(200))
+    # What the rep added to the reason, in their words.
+    lost_note: Mapped[str | None] = mapped_column(String(500))
     notes: Mapped[str | None] = mapped_column(Text)
     # When the deal entered its stage (stuck deals), and how often its close date moved.
     stage_entered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -90,6 +92,8 @@ class Deal(db.Model):
         Index("ix_deals_owner_stage", "owner_id", "stage_id"),
         # The forecast: open deals by the month they are expected to close.
         Index("ix_deals_expected_close", "expected_close", "stage_id"),
+        # What was won (or lost) in a month.
+        Index("ix_deals_closed", "stage_id", "closed_at"),
         Index(
             "ix_deals_contact",
             "contact_id",
