@@ -796,7 +796,9 @@ def team_activity(session: Session, user: User, now: datetime) -> list[dict]:
     """
     if can(user, "team.view"):
         people = select(User).where(
-            User.role.in_(("rep", "manager", "admin")), User.is_active.is_(True)
+            User.role.in_(("rep", "manager", "admin")),
+            User.disabled_at.is_(None),
+            User.removed_at.is_(None),
         )
     elif can(user, "deal.create"):
         people = select(User).where(User.id == user.id)

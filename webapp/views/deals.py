@@ -195,6 +195,8 @@ def win(deal_id: int):
     deal = deals.get_deal(db.session, current_user, deal_id)
     deals.win_deal(db.session, current_user, deal)
     db.session.commit()
+    if wants_fragment():
+        return "", 200  # the board's script takes the card off the board
     flash(f"Won: {deal.title}.", "success")
     return redirect(_back(url_for("deals.show", deal_id=deal.id)), 303)
 
