@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy import literal as sa_literal
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, lazyload, selectinload
 
 from webapp.models import Activity, Contact, Deal, DealChange, Stage, User
 from webapp.models.base import UTCDateTime, utcnow
@@ -23,7 +23,7 @@ from webapp.services.values import text_problem
 
 LIMITS = {"title": 200, "company": 200, "next_step": 200, "notes": 5000, "lost_note": 500}
 # Cards a board column or a stage of the phone's list shows before "more".
-PER_COLUMN = 20
+PER_COLUMN = 12
 # Close dates people plan with; anything else is a typing slip.
 FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2099, 12, 31)
 # A close date moved later this often makes a deal "pushed".
@@ -571,7 +571,7 @@ class Column:
     """One stage on the board: its first cards, whether more follow, and its totals."""
 
     stage: Stage
-    deals: list[Deal]
+    deals: list[Card]
     more: bool
     count: int = 0
     totals: dict[str, int] = field(default_factory=dict)
@@ -592,6 +592,20 @@ def _totals_by_stage(session: Session, user: User, stage_ids: list[int], mine: b
     return out
 
 
+@dataclass(frozen=True)
+class Card:
+    """A deal as the board shows it, with its contact's and owner's names."""
+
+    deal: Deal
+    contact_name: str | None
+    owner_name: str | None
+
+
+def card_of(deal: Deal) -> Card:
+    """The board card of one deal."""
+    return Card(deal, deal.contact.name if deal.contact else None, deal.owner.name)
+
+
 def column_deals(
     session: Session,
     user: User,
@@ -599,10 +613,15 @@ def column_deals(
     after: int | None = None,
     mine: bool = False,
     limit: int = PER_COLUMN,
-) -> tuple[list[Deal], bool]:
+) -> tuple[list[Card], bool]:
     """A stage's live deals in card order, limit at a time after the deal `after`;
-    (deals, whether more follow). :raise NotFoundError: an after that is not there."""
-    query = select(Deal).where(_live(user, mine), Deal.stage_id == stage.id)
+    (cards, whether more follow). :raise NotFoundError: an after that is not there."""
+    query = (
+        select(Deal, Contact.name, User.name)
+        .outerjoin(Contact, Deal.contact_id == Contact.id)
+        .join(User, Deal.owner_id == User.id)
+        .where(_live(user, mine), Deal.stage_id == stage.id)
+    )
     if after is not None:
         mark = session.get(Deal, after)
         if mark is None or mark.stage_id != stage.id:
@@ -613,12 +632,11 @@ def column_deals(
                 and_(Deal.position == mark.position, Deal.id > mark.id),
             )
         )
-    found = session.scalars(
-        query.order_by(Deal.position, Deal.id)
-        .limit(limit + 1)
-        .options(selectinload(Deal.contact), selectinload(Deal.owner))
+    rows = session.execute(
+        query.order_by(Deal.position, Deal.id).limit(limit + 1).options(lazyload(Deal.stage))
     ).all()
-    return list(found[:limit]), len(found) > limit
+    cards = [Card(deal, contact, owner) for deal, contact, owner in rows[:limit]]
+    return cards, len(rows) > limit
 
 
 def board(session: Session, user: User, mine: bool = False) -> list[Column]:

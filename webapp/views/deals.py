@@ -184,7 +184,9 @@ def move(deal_id: int):
         return redirect(_back(url_for("deals.index")), 303)
     db.session.commit()
     if wants_fragment():
-        return render_template("deals/_card.html", deal=deal, stages=deals.stages(db.session))
+        return render_template(
+            "deals/_card.html", c=deals.card_of(deal), stages=deals.stages(db.session)
+        )
     flash(f"Moved {deal.title} to {deal.stage.name}.", "success")
     return redirect(_back(url_for("deals.index")), 303)
 
