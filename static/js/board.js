@@ -86,6 +86,7 @@
     drag = { card, handle, hole, dx: evt.clientX - box.left, dy: evt.clientY - box.top,
       origin: { list: card.parentElement, next: card.nextElementSibling }, zone: null };
     card.after(hole);
+    document.documentElement.classList.add("deal-dragging");
     card.classList.add("dragging");
     card.style.width = `${box.width}px`;
     place(evt);
@@ -117,6 +118,7 @@
     if (!drag) return;
     const { card, hole, origin, zone } = drag;
     drag = null;
+    document.documentElement.classList.remove("deal-dragging");
     document.querySelectorAll(".over").forEach((el) => el.classList.remove("over"));
     card.classList.remove("dragging");
     card.style.cssText = "";

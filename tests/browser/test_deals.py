@@ -138,6 +138,22 @@ def test_drag_a_card_by_its_handle_and_move_one_with_the_keys(live_server, new_p
     assert _deal(live_server, second).stage_id == stages["Meeting booked"]
     order = [_deal(live_server, i).position for i in (first, second, third)]
     assert order == sorted(order)
+
+    # Dropped on Won, the card leaves the board and the deal is won.
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    handle = page.locator(f"#deal-{third} .deal-handle")
+    hb = handle.bounding_box()
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(640, 400, steps=4)
+    won = page.locator(".drop-won")
+    expect(won).to_be_visible()
+    wb = won.bounding_box()
+    page.mouse.move(wb["x"] + wb["width"] / 2, wb["y"] + wb["height"] / 2, steps=8)
+    page.mouse.up()
+    expect(page.locator("#board-status")).to_have_text("Won: Tower lights.")
+    expect(page.locator(f"#deal-{third}")).to_have_count(0)
+    assert _deal(live_server, third).closed_at is not None
     assert not page.console_errors
 
 
