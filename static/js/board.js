@@ -1,9 +1,5 @@
-/* The board's drag and keys (the deals page only). A card moves by its handle alone:
-   pointer events with touch-action: none on the handle, so a swipe anywhere else still
-   scrolls; on a focused handle the arrow keys move the card (up/down within a stage,
-   left/right to the next stage). Each move is a POST of the card's own stage form plus
-   its new neighbours; the server answers with the card, or refuses a stale move (409)
-   and the card goes back. Without this script the stage picker does the same. */
+/* The board: drag a card by its handle (pointer events; touch-action: none on the handle
+   only, so a swipe scrolls), or arrow keys on a focused handle. See templates/deals/. */
 (() => {
   "use strict";
   document.documentElement.classList.add("board-on");
@@ -35,7 +31,6 @@
     return text;
   }
 
-  // Put the card where it now stands (already placed in the page) on the server.
   async function commit(card, origin) {
     const list = card.parentElement;
     const prev = card.previousElementSibling, next = card.nextElementSibling;
@@ -72,7 +67,6 @@
     } catch (err) { say(err.message); }
   }
 
-  // Pointer drag, from the handle only.
   let drag = null;
   document.addEventListener("pointerdown", (evt) => {
     const handle = evt.target.closest(".deal-handle");
@@ -131,7 +125,6 @@
   document.addEventListener("pointerup", (evt) => end(evt, false));
   document.addEventListener("pointercancel", (evt) => end(evt, true));
 
-  // Keys on a focused handle.
   document.addEventListener("keydown", async (evt) => {
     const handle = evt.target.closest && evt.target.closest(".deal-handle");
     if (!handle || drag) return;

@@ -4,6 +4,7 @@ the reports and the stages, as each role sees them."""
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 
@@ -258,3 +259,78 @@ def test_a_marketer_reads_but_does_not_move(app, client, login, make_user, make_
     assert client.get("/deals/forecast").status_code == 200
     assert client.get("/deals/team").status_code == 403
     assert client.get("/deals/stages").status_code == 403
+
+
+def test_what_people_typed_is_shown_escaped(app, client, login, make_user, make_contact):
+    rep = make_user("rep")
+    contact = make_contact(rep, name="<i>Eve</i>")
+    login(rep)
+    _new_deal(client, contact, title="<script>alert(1)</script>", next_step="<b>bold</b>")
+    deal = _deal(app, "<script>alert(1)</script>")
+    for path in ("/deals", f"/deals/{deal.id}", f"/contacts/{contact.id}", "/deals/stuck"):
+        page = client.get(path).get_data(as_text=True)
+        assert "<script>alert(1)</script>" not in page and "<b>bold</b>" not in page, path
+        assert "<i>Eve</i>" not in page, path
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/deals").get_data(as_text=True)
+
+
+def test_a_column_pages_on_as_rows_for_htmx_and_as_a_page_without(
+    app, client, login, make_user, make_contact
+):
+    rep = make_user("rep")
+    contact = make_contact(rep)
+    login(rep)
+    for i in range(15):
+        _new_deal(client, contact, title=f"Deal {i:02d}")
+    board = client.get("/deals").get_data(as_text=True)
+    more = re.search(r'href="(/deals/columns/\d+\?after=\d+)"', board).group(1)
+    assert "Deal 11" in board and "Deal 12" not in board
+    rows = client.get(more, headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Deal 12" in rows and "Deal 14" in rows and "<html" not in rows
+    page = client.get(more).get_data(as_text=True)
+    assert "<html" in page and "Deal 14" in page
+    assert client.get(more.split("?")[0] + "?after=999999").status_code == 404
+
+
+def test_managers_see_the_forecast_by_owner_and_the_team(
+    app, client, login, make_user, make_contact
+):
+    rep, manager = make_user("rep", name="Rosa Rep"), make_user("manager")
+    contact = make_contact(rep)
+    login(rep)
+    _new_deal(client, contact, expected_close=date.today().isoformat())
+    assert "By owner" not in client.get("/deals/forecast").get_data(as_text=True)
+    assert "Rosa Rep" in client.get("/deals/team").get_data(as_text=True)
+    client.post("/logout")
+    login(manager)
+    forecast = client.get("/deals/forecast").get_data(as_text=True)
+    assert "By owner" in forecast and "Rosa Rep" in forecast and "€246.90" in forecast
+    team = client.get("/deals/team").get_data(as_text=True)
+    assert "Rosa Rep" in team and manager.name in team
+
+
+def test_admins_edit_stages_through_the_page(app, client, login, make_user, make_contact):
+    admin = make_user("admin")
+    login(admin)
+    page = client.get("/deals/stages").get_data(as_text=True)
+    assert page.count('class="card stage-edit"') == 6
+    negotiation = _stage(app, "Negotiation")
+    fields = {
+        "name": "Contract",
+        "position": "4",
+        "probability": "90",
+        "rotting_days": "30",
+        "kind": "open",
+    }
+    assert client.post(f"/deals/stages/{negotiation}", data=fields).status_code == 303
+    with app.app_context():
+        stage = db.session.get(Stage, negotiation)
+        assert (stage.name, stage.probability, stage.rotting_days) == ("Contract", 90, 30)
+    bad = client.post(f"/deals/stages/{negotiation}", data={**fields, "probability": "101"})
+    assert bad.status_code == 422 and "from 0 to 100" in bad.get_data(as_text=True)
+    added = client.post("/deals/stages", data={**fields, "name": "Trial", "position": "5"})
+    assert added.status_code == 303
+    trial = _stage(app, "Trial")
+    assert client.post(f"/deals/stages/{trial}/delete").status_code == 303
+    with app.app_context():
+        assert db.session.get(Stage, trial) is None
