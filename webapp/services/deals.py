@@ -594,16 +594,19 @@ def _totals_by_stage(session: Session, user: User, stage_ids: list[int], mine: b
 
 @dataclass(frozen=True)
 class Card:
-    """A deal as the board shows it, with its contact's and owner's names."""
+    """A deal as the board shows it, with its contact's and owner's names, and whether
+    the one looking may move it."""
 
     deal: Deal
     contact_name: str | None
     owner_name: str | None
+    editable: bool
 
 
-def card_of(deal: Deal) -> Card:
-    """The board card of one deal."""
-    return Card(deal, deal.contact.name if deal.contact else None, deal.owner.name)
+def card_of(user: User, deal: Deal) -> Card:
+    """The board card of one deal, as user sees it."""
+    contact = deal.contact.name if deal.contact else None
+    return Card(deal, contact, deal.owner.name, can(user, "deal.edit", deal))
 
 
 def column_deals(
@@ -635,7 +638,10 @@ def column_deals(
     rows = session.execute(
         query.order_by(Deal.position, Deal.id).limit(limit + 1).options(lazyload(Deal.stage))
     ).all()
-    cards = [Card(deal, contact, owner) for deal, contact, owner in rows[:limit]]
+    cards = [
+        Card(deal, contact, owner, can(user, "deal.edit", deal))
+        for deal, contact, owner in rows[:limit]
+    ]
     return cards, len(rows) > limit
 
 

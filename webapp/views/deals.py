@@ -185,7 +185,7 @@ def move(deal_id: int):
     db.session.commit()
     if wants_fragment():
         return render_template(
-            "deals/_card.html", c=deals.card_of(deal), stages=deals.stages(db.session)
+            "deals/_card.html", c=deals.card_of(current_user, deal), stages=deals.stages(db.session)
         )
     flash(f"Moved {deal.title} to {deal.stage.name}.", "success")
     return redirect(_back(url_for("deals.index")), 303)
