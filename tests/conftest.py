@@ -14,7 +14,8 @@ from flask_migrate import upgrade
 
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models import Contact
+from webapp.models import Contact, Stage
+from webapp.models.deals import DEFAULT_STAGES
 from webapp.services import contacts, users
 from workers.queues import EmbeddedRedis
 
@@ -85,6 +86,11 @@ def app(backend, migrated, tmp_path):
         with app.app_context():
             tables = ", ".join(t.name for t in db.metadata.sorted_tables)
             db.session.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            # The migration seeds the default pipeline; an emptied database gets it back.
+            db.session.add_all(
+                Stage(name=n, position=i, probability=p, rotting_days=r, kind=k)
+                for i, (n, p, r, k) in enumerate(DEFAULT_STAGES, start=1)
+            )
             db.session.commit()
     yield app
     with app.app_context():

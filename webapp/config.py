@@ -88,6 +88,8 @@ def from_environment(instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_BODY_BYTES", str(1024 * 1024))),
         "HSTS_SECONDS": int(os.environ.get("HSTS_SECONDS", "31536000")),
         "UNDO_MINUTES": int(os.environ.get("UNDO_MINUTES", "30")),
+        # The currency a new deal starts in (an ISO 4217 code).
+        "DEFAULT_CURRENCY": (os.environ.get("DEFAULT_CURRENCY") or "EUR").upper(),
         # Unset: no country is guessed for a number written without + (see the README).
         "DEFAULT_PHONE_REGION": os.environ.get("DEFAULT_PHONE_REGION") or None,
         # How often a worker renews the heartbeat of a batch it runs in place, and looks

@@ -11,9 +11,10 @@ from flask_login import current_user
 
 from social import networks, sentiment
 from webapp.models.activities import KIND_LABELS
+from webapp.models.deals import LOST_REASONS, STAGE_KINDS
 from webapp.models.sources import SOURCE_KIND_LABELS
 from webapp.models.users import ROLE_LABELS
-from webapp.services import once
+from webapp.services import money, once
 from webapp.services.permissions import can
 
 
@@ -31,6 +32,7 @@ class Place:
 # In the order they appear; each role's own start page goes first.
 PLACES = (
     Place("contacts.index", "Contacts", "contacts", "contact.view"),
+    Place("deals.index", "Deals", "deals", "deal.view"),
     Place("inbox.index", "Inbox", "inbox", "mention.view"),
     Place("sources.index", "Sources", "sources", "source.view"),
     Place("users.index", "Users", "users", "user.view"),
@@ -76,13 +78,25 @@ def mailto(address: str) -> str:
     return "mailto:" + quote(address, safe="@+")
 
 
+def money_totals(totals: dict[str, int]) -> str:
+    """Sums in several currencies, one beside the other (never added together)."""
+    if not totals:
+        return "0"
+    return " + ".join(money.format_money(v, c) for c, v in sorted(totals.items()))
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.add_template_filter(mailto)
     app.add_template_filter(networks.label, "network")
     app.add_template_filter(lambda kind: KIND_LABELS.get(kind, kind), "kind")
     app.add_template_filter(lambda role: ROLE_LABELS.get(role, role), "role")
+    app.add_template_filter(money.format_money, "money")
+    app.add_template_filter(money_totals)
     app.add_template_global(may, "can")
+    app.add_template_global(sorted(money.CURRENCIES), "CURRENCIES")
+    app.add_template_global(LOST_REASONS, "LOST_REASONS")
+    app.add_template_global(STAGE_KINDS, "STAGE_KINDS")
     app.add_template_global(KIND_LABELS, "KIND_LABELS")
     app.add_template_global(networks.LABELS, "NETWORK_LABELS")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -13,7 +14,7 @@ from playwright.sync_api import Page, expect
 from social.mention import Mention as Incoming
 from tests.browser.conftest import LiveServer, sign_in
 from webapp.extensions import db
-from webapp.services import mentions
+from webapp.services import contacts, mentions
 
 pytestmark = pytest.mark.browser
 
@@ -166,4 +167,69 @@ def test_a_desktop_puts_the_timeline_beside_the_contact(live_server, new_page):
     timeline = page.locator("#timeline").bounding_box()
     assert timeline["x"] >= details["x"] + details["width"]
     assert abs(timeline["y"] - details["y"]) < 5
+    no_sideways_scroll(page, 1280)
+
+
+def _deal_with_long_words(live_server: LiveServer, owner) -> tuple[int, int]:
+    from webapp.models import User
+    from webapp.services import deals, once
+
+    contact_id = live_server.add_contact(owner, name=LONG_WORD, company=LONG_WORD)
+    with live_server.app.app_context():
+        user = db.session.get(User, owner.id)
+        stage = deals.open_stages(db.session)[0]
+        data = {
+            "title": LONG_WORD,
+            "amount": "123456789012.50",
+            "stage_id": str(stage.id),
+            "next_step": LONG_WORD,
+            "company": LONG_WORD,
+            "expected_close": "2020-01-31",
+        }
+        contact = contacts.get_contact(db.session, user, contact_id)
+        deal, _ = deals.create_deal(db.session, user, contact, data, once.new_key(), "KWD")
+        db.session.commit()
+        return contact_id, deal.id
+
+
+@pytest.mark.parametrize("role", ["admin", "rep"])
+def test_the_deals_pages_fit_a_360px_phone(live_server: LiveServer, new_page, role):
+    page = new_page(**SMALL_PHONE)
+    user = live_server.add_user(role)
+    contact_id, deal_id = _deal_with_long_words(live_server, user)
+    sign_in(page, live_server, user.email, user.password)
+    paths = [
+        "/deals",
+        f"/deals/{deal_id}",
+        f"/deals/{deal_id}/edit",
+        f"/deals/{deal_id}/lose",
+        f"/contacts/{contact_id}",
+        f"/contacts/{contact_id}/deals/new",
+        "/deals/pipeline",
+        "/deals/forecast",
+        "/deals/stuck",
+        "/deals/team",
+    ] + (["/deals/stages"] if role == "admin" else [])
+    for path in paths:
+        page.goto(f"{live_server.url}{path}")
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        no_sideways_scroll(page)
+    page.goto(f"{live_server.url}/deals")
+    card = page.locator(f"#deal-{deal_id}")
+    for part in (card.get_by_role("button", name="Move"), card.locator(".deal-handle")):
+        box = part.bounding_box()
+        assert box and box["x"] + box["width"] <= 360 and box["height"] >= 44
+        assert uncovered(page, part)
+
+
+def test_a_desktop_board_puts_the_stages_side_by_side(live_server: LiveServer, new_page):
+    page = new_page(viewport={"width": 1280, "height": 800}, is_mobile=False, has_touch=False)
+    manager = live_server.add_user("manager")
+    sign_in(page, live_server, manager.email, manager.password)
+    page.goto(f"{live_server.url}/deals")
+    columns = page.locator("#board > .column")
+    expect(columns).to_have_count(4)
+    boxes = [columns.nth(i).bounding_box() for i in range(4)]
+    assert all(abs(b["y"] - boxes[0]["y"]) < 2 for b in boxes)
+    assert all(a["x"] + a["width"] <= b["x"] for a, b in pairwise(boxes))
     no_sideways_scroll(page, 1280)

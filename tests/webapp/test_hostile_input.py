@@ -32,7 +32,9 @@ FIELDS = (
     "name email phone company title address notes tags handle_x handle_mastodon "
     "handle_bluesky kind body uuid contact_id password next interval_seconds mode user_id "
     "query instance tag handle service url monthly_cap_usd secret batch q after before "
-    "source label matched mine since polling occurred_at"
+    "source label matched mine since polling occurred_at amount currency stage_id "
+    "expected_close next_step from_stage prev_id next_id lost_reason lost_note move_to "
+    "position probability rotting_days"
 ).split()
 HOSTILE_JSON = [
     b"1",
@@ -155,3 +157,52 @@ def test_nul_in_a_query_or_form_is_refused_and_named(client, login, make_user):
     assert response.status_code == 400
     assert "q" in response.get_data(as_text=True)
     assert "NUL" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["admin", "rep", "marketer"])
+def test_deal_routes_answer_hostile_values_for_a_real_deal_with_4xx(
+    app, client, make_user, make_contact, role
+):
+    """The walk above sends out-of-range ids; here each deal and stage route gets a real
+    deal, contact and stage, so the hostile values reach the forms' own checks."""
+    from webapp.extensions import db
+    from webapp.models import Deal, Stage, User
+    from webapp.services import deals, once
+
+    user = make_user(role)
+    owner = user if role == "rep" else make_user("rep")
+    contact = make_contact(owner, name="Target Contact")
+    with app.app_context():
+        stage = db.session.query(Stage).order_by(Stage.position).first()
+        deal, _ = deals.create_deal(
+            db.session,
+            db.session.get(User, owner.id),
+            None,
+            {"title": "Target deal", "stage_id": str(stage.id)},
+            once.new_key(),
+            "EUR",
+        )
+        db.session.commit()
+        ids = {"deal_id": deal.id, "contact_id": contact.id, "stage_id": stage.id}
+    assert sign_in(client, user).status_code == 303
+    seen = []
+    for rule in _rules(app):
+        if not rule.endpoint.startswith("deals.") or rule.endpoint == "deals.delete":
+            continue
+        url = rule.rule
+        for name, value in ids.items():
+            url = url.replace(f"<int:{name}>", str(value))
+        for value in HOSTILE_VALUES:
+            method = client.post if "POST" in rule.methods else client.get
+            key = "data" if "POST" in rule.methods else "query_string"
+            response = method(url, **{key: {f: value for f in FIELDS}})
+            seen.append((rule.endpoint, url, response.status_code))
+            response = method(url, **{key: {"stage_id": value, "after": value}})
+            seen.append((rule.endpoint, url, response.status_code))
+    broken = [s for s in seen if s[2] >= 500]
+    assert not broken, broken[:5]
+    with app.app_context():
+        kept = db.session.get(Deal, deal.id)
+        # (Mark won takes no input: it may have run.)
+        assert (kept.title, kept.deleted_at, kept.lost_reason) == ("Target deal", None, None)
+        assert db.session.query(Stage).count() == 6

@@ -64,6 +64,8 @@ class Deal(db.Model):
     position: Mapped[float] = mapped_column(Float, default=0.0)
     next_step: Mapped[str | None] = mapped_column(String(200))
     lost_reason: Mapped[str | None] = mapped_column(String(200))
+    # What the rep added to the reason, in their words.
+    lost_note: Mapped[str | None] = mapped_column(String(500))
     notes: Mapped[str | None] = mapped_column(Text)
     # When the deal entered its stage (stuck deals), and how often its close date moved.
     stage_entered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -88,8 +90,35 @@ class Deal(db.Model):
             postgresql_where=sql_text("deleted_at IS NULL"),
         ),
         Index("ix_deals_owner_stage", "owner_id", "stage_id"),
-        # The forecast: open deals by the month they are expected to close.
-        Index("ix_deals_expected_close", "expected_close", "stage_id"),
+        # The board's column totals and the pipeline (everyone's, a rep's own), and a
+        # rep's own columns in card order, from the index alone.
+        *(
+            Index(
+                name,
+                *columns,
+                sqlite_where=sql_text("deleted_at IS NULL"),
+                postgresql_where=sql_text("deleted_at IS NULL"),
+            )
+            for name, columns in (
+                ("ix_deals_stage_money", ("stage_id", "currency", "amount_minor")),
+                ("ix_deals_owner_money", ("owner_id", "stage_id", "currency", "amount_minor")),
+                ("ix_deals_owner_board", ("owner_id", "stage_id", "position", "id")),
+            )
+        ),
+        # The forecast: live deals by the month they are expected to close, with what
+        # it sums, from the index alone.
+        Index(
+            "ix_deals_forecast",
+            "expected_close",
+            "stage_id",
+            "owner_id",
+            "currency",
+            "amount_minor",
+            sqlite_where=sql_text("deleted_at IS NULL"),
+            postgresql_where=sql_text("deleted_at IS NULL"),
+        ),
+        # What was won (or lost) in a month.
+        Index("ix_deals_closed", "stage_id", "closed_at"),
         Index(
             "ix_deals_contact",
             "contact_id",

@@ -1,4 +1,5 @@
-"""Demo data for `make run`: a user per role, a few hundred contacts, past activities."""
+"""Demo data for `make run`: a user per role, a few hundred contacts, past activities,
+and a pipeline of a few hundred deals with their history."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from social.demo import DEMO_AUTHORS
-from webapp.models import Activity, Contact, ContactHandle, Source, User
+from webapp.models import Activity, Contact, ContactHandle, Deal, DealChange, Source, Stage, User
 from webapp.models.base import utcnow
+from webapp.models.deals import LOST_REASONS
 from webapp.services.contacts import search_text_for
 from webapp.services.passwords import hash_password
 from webapp.services.search_text import sort_name_for
@@ -181,6 +183,140 @@ def seed(session: Session, contacts: int = 300, rng_seed: int = 7) -> None:
                     occurred_at=now - timedelta(minutes=rng.randrange(60, 60 * 24 * 80)),
                 )
             )
+
+    session.flush()
+    seed_deals(session, random.Random(rng_seed + 1), people)
+
+
+# More reps than the one who signs in, so the forecast and team pages have people.
+DEAL_REPS = [("leo.lindqvist", "Leo Lindqvist"), ("priya.nair", "Priya Nair")]
+DEAL_TITLES = (
+    "Fleet of {n} vans",
+    "{n} site licences",
+    "Annual service contract",
+    "Warehouse racking",
+    "{n} POS terminals",
+    "Solar roof, phase {n}",
+    "Cold-room refit",
+    "{n} safety kits",
+    "Forklift lease",
+    "Office move",
+    "Kitchen equipment",
+    "{n} laptops",
+    "CCTV upgrade",
+)
+NEXT_STEPS = (
+    "Send the revised quote",
+    "Book a site visit",
+    "Call the buyer on Friday",
+    "Demo for the finance team",
+    "Chase the signed order",
+    "Agree delivery dates",
+)
+CURRENCY_MIX = ("EUR",) * 16 + ("USD",) * 3 + ("GBP",)
+
+
+def seed_deals(session: Session, rng: random.Random, people: list[User], count: int = 320) -> None:
+    """A pipeline: open deals in every stage (some stuck past their rotting days, some
+    with no next step, some pushed three times or more, some past their close date),
+    won and lost deals over the last months, each with the history that got it there."""
+    now = utcnow()
+    today = now.date()
+    reps = [u for u in people if u.role == "rep"]
+    for local, name in DEAL_REPS:
+        user = User(
+            email=f"{local}@{DOMAIN}", name=name, role="rep", password_hash=people[0].password_hash
+        )
+        session.add(user)
+        reps.append(user)
+    session.flush()
+    managers = [u for u in people if u.role in {"manager", "admin"}]
+    owners = [reps[0]] * 4 + reps[1:] * 2 + managers
+    stages = list(session.scalars(select(Stage).order_by(Stage.position)))
+    open_stages = [s for s in stages if s.kind == "open"]
+    won = next(s for s in stages if s.kind == "won")
+    lost = next(s for s in stages if s.kind == "lost")
+    contacts = session.execute(select(Contact.id, Contact.company)).all()
+    positions: dict[int, float] = {}
+    for _ in range(count):
+        owner = rng.choice(owners)
+        contact_id, company = rng.choice(contacts)
+        created = now - timedelta(days=rng.randrange(20, 300), minutes=rng.randrange(1440))
+        fate = rng.random()
+        stage = rng.choice(open_stages) if fate < 0.55 else won if fate < 0.85 else lost
+        path = (
+            open_stages[: open_stages.index(stage) + 1]
+            if stage.kind == "open"
+            else ([*open_stages[: rng.randrange(1, len(open_stages) + 1)], stage])
+        )
+        if stage.kind == "open":
+            entered = now - timedelta(days=rng.choice((1, 3, 6, 9, 12, 18, 25, 40)), hours=3)
+            entered = max(entered, created + timedelta(hours=1))
+            close = today + timedelta(days=rng.randrange(-20, 170))
+        else:
+            entered = created + (now - created) * rng.uniform(0.3, 0.98)
+            close = entered.date() + timedelta(days=rng.randrange(-10, 10))
+        deal = Deal(
+            title=rng.choice(DEAL_TITLES).format(n=rng.randrange(2, 40)),
+            owner_id=owner.id,
+            contact_id=contact_id,
+            company=company,
+            amount_minor=rng.randrange(5, 800) * 10_000 + rng.choice((0, 0, 5000, 9900)),
+            currency=rng.choice(CURRENCY_MIX),
+            stage_id=stage.id,
+            expected_close=close,
+            position=positions.get(stage.id, 0.0) + 1.0,
+            next_step=rng.choice(NEXT_STEPS) if rng.random() < 0.7 else None,
+            stage_entered_at=entered,
+            closed_at=entered if stage.kind != "open" else None,
+            lost_reason=rng.choice(LOST_REASONS) if stage is lost else None,
+            created_at=created,
+            close_date_pushes=0,
+        )
+        positions[stage.id] = deal.position
+        session.add(deal)
+        session.flush()
+        # The way it came: created in the first stage, moved along at even steps.
+        step = (entered - created) / max(1, len(path) - 1)
+        before = None
+        for i, s in enumerate(path):
+            when = created + step * i if i < len(path) - 1 else entered
+            session.add(
+                DealChange(
+                    deal_id=deal.id,
+                    field="stage",
+                    before=before,
+                    after=str(s.id),
+                    changed_by_id=owner.id,
+                    changed_at=when,
+                )
+            )
+            before = str(s.id)
+        # A close date that kept slipping: pushed a month each time.
+        pushes = rng.choice((3, 4, 5)) if stage.kind == "open" and rng.random() < 0.12 else 0
+        planned = close - timedelta(days=30 * pushes)
+        session.add(
+            DealChange(
+                deal_id=deal.id,
+                field="expected_close",
+                after=planned.isoformat(),
+                changed_by_id=owner.id,
+                changed_at=created,
+            )
+        )
+        for i in range(pushes):
+            later = planned + timedelta(days=30 * (i + 1))
+            session.add(
+                DealChange(
+                    deal_id=deal.id,
+                    field="expected_close",
+                    before=(planned + timedelta(days=30 * i)).isoformat(),
+                    after=later.isoformat(),
+                    changed_by_id=owner.id,
+                    changed_at=created + (now - created) * ((i + 1) / (pushes + 1)),
+                )
+            )
+        deal.close_date_pushes = pushes
 
 
 def _seed_demo_authors(session: Session, rng: random.Random, owners: list[User], now) -> None:

@@ -1,0 +1,971 @@
+"""Deals and the pipeline: validation, create (once per form), edit, moving along the
+stages and on the board, won and lost, soft delete and undo, the history every stage or
+close-date change writes; the board's columns, the pipeline summary, the forecast,
+stuck and pushed deals, team activity, the stages admins edit, and the deals that need
+their owner's attention (for the Today page)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import literal as sa_literal
+from sqlalchemy.orm import Session, lazyload, selectinload
+
+from webapp.models import Activity, Contact, Deal, DealChange, Stage, User
+from webapp.models.base import UTCDateTime, utcnow
+from webapp.models.deals import LOST_REASONS, STAGE_KINDS
+from webapp.services import money, once
+from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
+from webapp.services.permissions import can, require
+from webapp.services.values import text_problem
+
+LIMITS = {"title": 200, "company": 200, "next_step": 200, "notes": 5000, "lost_note": 500}
+# Cards a board column or a stage of the phone's list shows before "more".
+PER_COLUMN = 12
+# Close dates people plan with; anything else is a typing slip.
+FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2099, 12, 31)
+# A close date moved later this often makes a deal "pushed".
+PUSHED_AFTER = 3
+TEAM_KINDS = ("call", "visit", "meeting")
+
+
+class StaleMove(ValidationError):
+    """A board move made on a page that no longer shows where the deal is."""
+
+
+# Stages ---------------------------------------------------------------------------
+
+
+def stages(session: Session) -> list[Stage]:
+    """Every stage in board order."""
+    return list(session.scalars(select(Stage).order_by(Stage.position, Stage.id)))
+
+
+def open_stages(session: Session) -> list[Stage]:
+    """The stages a deal moves along before it is won or lost, in board order."""
+    return [s for s in stages(session) if s.kind == "open"]
+
+
+def _stage_of_kind(session: Session, kind: str) -> Stage:
+    found = session.scalars(
+        select(Stage).where(Stage.kind == kind).order_by(Stage.position, Stage.id).limit(1)
+    ).first()
+    if found is None:  # the stage rules keep one of each kind
+        raise NotFoundError(f"{kind} stage")
+    return found
+
+
+def get_stage(session: Session, stage_id: int) -> Stage:
+    """A stage. :raise NotFoundError:"""
+    stage = session.get(Stage, stage_id)
+    if stage is None:
+        raise NotFoundError(f"stage {stage_id}")
+    return stage
+
+
+# Reading deals --------------------------------------------------------------------
+
+
+def _visible(user: User):
+    """The condition narrowing deals to those user may see (a rep: their own)."""
+    require(user, "deal.view")
+    if can(user, "deal.view_all"):
+        return True
+    return Deal.owner_id == user.id
+
+
+def _live(user: User, mine: bool = False):
+    conditions = [Deal.deleted_at.is_(None), _visible(user)]
+    if mine:
+        conditions.append(Deal.owner_id == user.id)
+    return and_(*conditions)
+
+
+def get_deal(session: Session, user: User, deal_id: int) -> Deal:
+    """A live deal user may see. :raise NotFoundError: unknown or deleted. :raise
+    PermissionDenied:"""
+    deal = session.get(Deal, deal_id)
+    if deal is None or deal.deleted_at is not None:
+        raise NotFoundError(f"deal {deal_id}")
+    require(user, "deal.view", deal)
+    return deal
+
+
+def contact_deals(session: Session, user: User, contact: Contact) -> list[Deal]:
+    """The contact's live deals user may see, open ones first, then latest closed."""
+    if not can(user, "deal.view"):
+        return []
+    return list(
+        session.scalars(
+            select(Deal)
+            .join(Stage, Deal.stage_id == Stage.id)
+            .where(Deal.contact_id == contact.id, _live(user))
+            .order_by(case((Stage.kind == "open", 0), else_=1), Stage.position, Deal.id.desc())
+            .limit(50)
+        )
+    )
+
+
+def history(session: Session, deal: Deal) -> list[dict]:
+    """What changed on the deal, newest first, in words: stage names and dates."""
+    names = {s.id: s.name for s in stages(session)}
+    rows = session.execute(
+        select(DealChange, User.name)
+        .outerjoin(User, DealChange.changed_by_id == User.id)
+        .where(DealChange.deal_id == deal.id)
+        .order_by(DealChange.changed_at.desc(), DealChange.id.desc())
+        .limit(100)
+    ).all()
+    out = []
+    for change, who in rows:
+        before, after = change.before, change.after
+        if change.field == "stage":
+            before = names.get(int(before), "a removed stage") if before else None
+            after = names.get(int(after), "a removed stage") if after else None
+        out.append({"change": change, "who": who, "before": before, "after": after})
+    return out
+
+
+# Writing deals --------------------------------------------------------------------
+
+
+def _parse_date(raw: str | None) -> tuple[date | None, str | None]:
+    text = (raw or "").strip()
+    if not text:
+        return None, None
+    try:
+        value = date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        value = None
+    if value is None:
+        return None, "Enter a date like 2027-03-31."
+    if not FIRST_DATE <= value <= LAST_DATE:
+        return None, f"Enter a date from {FIRST_DATE.year} to {LAST_DATE.year}."
+    return value, None
+
+
+def _clean(
+    session: Session, data: dict, default_currency: str, allowed_stages: list[Stage]
+) -> tuple[dict, dict[str, str]]:
+    """Trim and check the deal fields; (values, errors by field)."""
+    values: dict = {}
+    errors: dict[str, str] = {}
+    for name, limit in LIMITS.items():
+        if name == "lost_note":
+            continue
+        raw = data.get(name)
+        problem = text_problem(raw, limit) if raw is not None else None
+        if problem:
+            errors[name] = problem
+            continue
+        text = (raw or "").strip()
+        values[name] = (text if name == "notes" else " ".join(text.split())) or None
+    if not values.get("title") and "title" not in errors:
+        errors["title"] = "Enter a title, such as what is being sold."
+    currency = (data.get("currency") or default_currency or "").strip().upper()
+    if problem := money.currency_problem(currency):
+        errors["currency"] = problem
+    else:
+        values["currency"] = currency
+        amount, problem = money.parse_amount(data.get("amount"), currency)
+        if problem:
+            errors["amount"] = problem
+        else:
+            values["amount_minor"] = amount
+    close, problem = _parse_date(data.get("expected_close"))
+    if problem:
+        errors["expected_close"] = problem
+    values["expected_close"] = close
+    stage_id = str(data.get("stage_id") or "")
+    by_id = {str(s.id): s for s in allowed_stages}
+    if stage_id not in by_id:
+        errors["stage_id"] = "Choose a stage from the list."
+    else:
+        values["stage"] = by_id[stage_id]
+    return values, errors
+
+
+def _note(session: Session, user: User | None, deal: Deal, name: str, before, after) -> None:
+    session.add(
+        DealChange(
+            deal_id=deal.id,
+            field=name,
+            before=None if before is None else str(before),
+            after=None if after is None else str(after),
+            changed_by_id=user.id if user else None,
+        )
+    )
+
+
+def _set_stage(session: Session, user: User | None, deal: Deal, stage: Stage, now) -> None:
+    """Put the deal in stage, with its history, time in stage and closing time."""
+    if deal.stage_id == stage.id and deal.id is not None:
+        return
+    _note(session, user, deal, "stage", deal.stage_id, stage.id)
+    deal.stage_id = stage.id
+    deal.stage = stage
+    deal.stage_entered_at = now
+    if stage.kind == "open":
+        deal.closed_at = None
+        deal.lost_reason = None
+        deal.lost_note = None
+    else:
+        deal.closed_at = now
+    if stage.kind != "lost":
+        deal.lost_reason = None
+        deal.lost_note = None
+
+
+def _set_close(session: Session, user: User | None, deal: Deal, close: date | None) -> None:
+    """Change the expected close date, noting it, and counting it when it moves later."""
+    if deal.expected_close == close:
+        return
+    _note(
+        session,
+        user,
+        deal,
+        "expected_close",
+        deal.expected_close.isoformat() if deal.expected_close else None,
+        close.isoformat() if close else None,
+    )
+    if deal.expected_close is not None and close is not None and close > deal.expected_close:
+        deal.close_date_pushes = (deal.close_date_pushes or 0) + 1
+    deal.expected_close = close
+
+
+def _end_of(session: Session, stage_id: int) -> float:
+    """A position after every live card of the stage."""
+    last = session.scalar(
+        select(func.max(Deal.position)).where(Deal.stage_id == stage_id, Deal.deleted_at.is_(None))
+    )
+    return (last or 0.0) + 1.0
+
+
+def new_deal_form(session: Session, contact: Contact | None, default_currency: str) -> dict:
+    """What the new-deal form starts with: the contact's company, the first open stage."""
+    first = open_stages(session)[0]
+    return {
+        "uuid": once.new_key(),
+        "currency": default_currency,
+        "stage_id": str(first.id),
+        "company": (contact.company if contact else "") or "",
+    }
+
+
+def create_deal(
+    session: Session,
+    user: User,
+    contact: Contact | None,
+    data: dict,
+    form_key: str | None,
+    default_currency: str,
+) -> tuple[Deal, bool]:
+    """A deal owned by user, once per form key; (deal, created). The company defaults
+    to the contact's.
+
+    :raise ValidationError: with a message per field.
+    """
+    require(user, "deal.create")
+    earlier = once.claim(session, user, form_key, "deal")
+    if earlier is not None:
+        return get_deal(session, user, earlier), False
+    values, errors = _clean(session, data, default_currency, open_stages(session))
+    if errors:
+        raise ValidationError(errors)
+    now = utcnow()
+    stage = values.pop("stage")
+    close = values.pop("expected_close")
+    if not values.get("company") and contact is not None:
+        values["company"] = contact.company
+    deal = Deal(
+        owner_id=user.id,
+        contact_id=contact.id if contact else None,
+        stage_id=stage.id,
+        position=_end_of(session, stage.id),
+        stage_entered_at=now,
+        expected_close=close,
+        close_date_pushes=0,
+        **values,
+    )
+    session.add(deal)
+    session.flush()
+    _note(session, user, deal, "stage", None, stage.id)
+    if close:
+        _note(session, user, deal, "expected_close", None, close.isoformat())
+    once.made(session, form_key or "", deal.id)
+    session.flush()
+    return deal, True
+
+
+def edit_form(deal: Deal) -> dict:
+    """The edit form's values for a deal."""
+    return {
+        "title": deal.title,
+        "amount": money.as_input(deal.amount_minor, deal.currency),
+        "currency": deal.currency,
+        "stage_id": str(deal.stage_id),
+        "expected_close": deal.expected_close.isoformat() if deal.expected_close else "",
+        "company": deal.company or "",
+        "next_step": deal.next_step or "",
+        "notes": deal.notes or "",
+    }
+
+
+def update_deal(
+    session: Session, user: User, deal: Deal, data: dict, default_currency: str
+) -> Deal:
+    """Save the edit form. An open deal moves among the open stages here; a closed one
+    keeps its stage (reopen it to move it). :raise ValidationError: :raise
+    PermissionDenied:"""
+    require(user, "deal.edit", deal)
+    allowed = open_stages(session) if deal.stage.kind == "open" else [deal.stage]
+    values, errors = _clean(session, data, default_currency, allowed)
+    if errors:
+        raise ValidationError(errors)
+    now = utcnow()
+    _set_stage(session, user, deal, values.pop("stage"), now)
+    _set_close(session, user, deal, values.pop("expected_close"))
+    if values["amount_minor"] != deal.amount_minor or values["currency"] != deal.currency:
+        _note(
+            session,
+            user,
+            deal,
+            "amount",
+            money.format_money(deal.amount_minor, deal.currency),
+            money.format_money(values["amount_minor"], values["currency"]),
+        )
+    for name, value in values.items():
+        setattr(deal, name, value)
+    session.flush()
+    return deal
+
+
+def _neighbour(session: Session, deal_id: int | None, stage_id: int) -> Deal | None:
+    if deal_id is None:
+        return None
+    found = session.get(Deal, deal_id)
+    if found is None or found.deleted_at is not None or found.stage_id != stage_id:
+        raise StaleMove({"position": "The board has changed since it was loaded: reload it."})
+    return found
+
+
+def _renumber(session: Session, stage_id: int) -> None:
+    """Spread a stage's positions out again (1, 2, 3, …) when two neighbours have no
+    float left between them."""
+    ids = session.scalars(
+        select(Deal.id)
+        .where(Deal.stage_id == stage_id, Deal.deleted_at.is_(None))
+        .order_by(Deal.position, Deal.id)
+    ).all()
+    for i, deal_id in enumerate(ids, start=1):
+        session.execute(update(Deal).where(Deal.id == deal_id).values(position=float(i)))
+    session.expire_all()
+
+
+def move_deal(
+    session: Session,
+    user: User,
+    deal: Deal,
+    stage_id: int | None,
+    from_stage_id: int | None = None,
+    prev_id: int | None = None,
+    next_id: int | None = None,
+) -> Deal:
+    """Move the deal to a stage (the stage picker, a board drop, a keyboard move),
+    between the cards prev_id and next_id when given, else at the end of the column.
+
+    A move from a page that showed the deal in another stage than it is now
+    (from_stage_id), or next to cards that are no longer there, is refused: someone
+    else moved it meanwhile. A lost stage needs a reason: that is lose_deal.
+
+    :raise StaleMove: :raise ValidationError: :raise PermissionDenied:
+    """
+    require(user, "deal.edit", deal)
+    stage = session.get(Stage, stage_id) if stage_id else None
+    if stage is None:
+        raise ValidationError({"stage_id": "Choose a stage from the list."})
+    if from_stage_id is not None and from_stage_id != deal.stage_id:
+        where = deal.stage.name
+        raise StaleMove(
+            {"stage_id": f"Someone moved this deal to {where} meanwhile: reload to see it."}
+        )
+    if stage.kind == "lost" and deal.stage_id != stage.id:
+        raise ValidationError({"lost_reason": "Say why the deal was lost: use Mark lost."})
+    if prev_id == deal.id or next_id == deal.id:
+        raise ValidationError({"position": "A card cannot go next to itself."})
+    before = _neighbour(session, prev_id, stage.id)
+    after = _neighbour(session, next_id, stage.id)
+    if before and after and before.position > after.position:
+        raise StaleMove({"position": "The board has changed since it was loaded: reload it."})
+    if before and after:
+        position = (before.position + after.position) / 2
+        if not before.position < position < after.position:
+            _renumber(session, stage.id)
+            return move_deal(session, user, deal, stage_id, None, prev_id, next_id)
+    elif before:
+        position = before.position + 1.0
+    elif after:
+        position = after.position - 1.0
+    elif deal.stage_id == stage.id:
+        position = deal.position
+    else:
+        position = _end_of(session, stage.id)
+    _set_stage(session, user, deal, stage, utcnow())
+    deal.position = position
+    session.flush()
+    return deal
+
+
+def win_deal(session: Session, user: User, deal: Deal) -> Deal:
+    """Mark the deal won. :raise PermissionDenied:"""
+    require(user, "deal.edit", deal)
+    stage = _stage_of_kind(session, "won")
+    if deal.stage.kind != "won":
+        _set_stage(session, user, deal, stage, utcnow())
+        deal.position = _end_of(session, stage.id)
+    session.flush()
+    return deal
+
+
+def lose_deal(
+    session: Session, user: User, deal: Deal, reason: str | None, note: str | None
+) -> Deal:
+    """Mark the deal lost, with one of LOST_REASONS and an optional note.
+
+    :raise ValidationError: no reason from the list, or a note that cannot be stored.
+    """
+    require(user, "deal.edit", deal)
+    errors = {}
+    if reason not in LOST_REASONS:
+        errors["lost_reason"] = "Choose why the deal was lost."
+    if problem := text_problem(note, LIMITS["lost_note"]):
+        errors["lost_note"] = problem
+    if errors:
+        raise ValidationError(errors)
+    stage = _stage_of_kind(session, "lost")
+    if deal.stage.kind != "lost":
+        _set_stage(session, user, deal, stage, utcnow())
+        deal.position = _end_of(session, stage.id)
+    deal.lost_reason = reason
+    deal.lost_note = " ".join((note or "").split()) or None
+    session.flush()
+    return deal
+
+
+def reopen_deal(session: Session, user: User, deal: Deal, stage_id: int | None) -> Deal:
+    """Put a won or lost deal back in an open stage (the first, unless one is named).
+
+    :raise ValidationError: a stage that is not open.
+    """
+    require(user, "deal.edit", deal)
+    choices = {s.id: s for s in open_stages(session)}
+    stage = choices.get(stage_id) if stage_id else next(iter(choices.values()))
+    if stage is None:
+        raise ValidationError({"stage_id": "Choose an open stage."})
+    if deal.stage.kind != "open":
+        _set_stage(session, user, deal, stage, utcnow())
+        deal.position = _end_of(session, stage.id)
+    session.flush()
+    return deal
+
+
+def delete_deal(session: Session, user: User, deal: Deal) -> None:
+    """Soft-delete: the deal leaves the board and the reports until restored."""
+    require(user, "deal.edit", deal)
+    deal.deleted_at = utcnow()
+    session.flush()
+
+
+def restore_deal(session: Session, user: User, deal_id: int, undo_window: timedelta) -> Deal:
+    """Undo a soft delete made less than undo_window ago.
+
+    :raise NotFoundError: unknown, not deleted, or deleted too long ago.
+    """
+    deal = session.get(Deal, deal_id)
+    if deal is None or deal.deleted_at is None:
+        raise NotFoundError(f"deleted deal {deal_id}")
+    require(user, "deal.edit", deal)
+    if utcnow() - deal.deleted_at > undo_window:
+        raise NotFoundError(f"deleted deal {deal_id} is past its undo window")
+    deal.deleted_at = None
+    session.flush()
+    return deal
+
+
+# Attention (for the Today page) ---------------------------------------------------
+
+
+@dataclass
+class Attention:
+    """One of a user's open deals that needs them, and why (in words)."""
+
+    deal: Deal
+    reasons: list[str] = field(default_factory=list)
+
+
+def _stuck_condition(open_list: list[Stage], now: datetime):
+    """Deals in an open stage longer than its rotting days: one cutoff per stage,
+    computed here, so the SQL is the same on every database."""
+    parts = [
+        and_(Deal.stage_id == s.id, Deal.stage_entered_at < now - timedelta(days=s.rotting_days))
+        for s in open_list
+        if s.rotting_days
+    ]
+    return or_(*parts) if parts else False
+
+
+def _days(now: datetime, then: datetime) -> int:
+    return max(0, (now - then).days)
+
+
+def reasons_for(deal: Deal, now: datetime) -> list[str]:
+    """Why an open deal needs attention: no next step, stuck, close date passed."""
+    reasons = []
+    if not deal.next_step:
+        reasons.append("No next step")
+    rotting = deal.stage.rotting_days
+    if rotting and deal.stage_entered_at < now - timedelta(days=rotting):
+        days = _days(now, deal.stage_entered_at)
+        reasons.append(f"In {deal.stage.name} for {days} days (stuck after {rotting})")
+    if deal.expected_close and deal.expected_close < now.astimezone(UTC).date():
+        reasons.append(f"Close date passed ({deal.expected_close.isoformat()})")
+    return reasons
+
+
+def needing_attention(
+    session: Session, user: User, now: datetime, limit: int = 10
+) -> list[Attention]:
+    """user's own open deals with no next step, stuck in their stage past its rotting
+    days, or past their expected close date; each with its reasons, the longest overdue
+    first (deals with no close date last)."""
+    if not can(user, "deal.view"):
+        return []
+    open_list = open_stages(session)
+    today = now.astimezone(UTC).date()
+    deals = session.scalars(
+        select(Deal)
+        .where(
+            Deal.owner_id == user.id,
+            Deal.deleted_at.is_(None),
+            Deal.stage_id.in_([s.id for s in open_list]),
+            or_(
+                Deal.next_step.is_(None),
+                Deal.expected_close < today,
+                _stuck_condition(open_list, now),
+            ),
+        )
+        .order_by(case((Deal.expected_close.is_(None), 1), else_=0), Deal.expected_close, Deal.id)
+        .limit(limit)
+        .options(selectinload(Deal.contact))
+    ).all()
+    return [Attention(deal, reasons_for(deal, now)) for deal in deals]
+
+
+# The board and the phone's list ---------------------------------------------------
+
+
+@dataclass
+class Column:
+    """One stage on the board: its first cards, whether more follow, and its totals."""
+
+    stage: Stage
+    deals: list[Card]
+    more: bool
+    count: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+def _totals_by_stage(session: Session, user: User, stage_ids: list[int], mine: bool) -> dict:
+    """{stage id: (count, {currency: sum of minor units})} of live deals."""
+    rows = session.execute(
+        select(Deal.stage_id, Deal.currency, func.count(), func.sum(Deal.amount_minor))
+        .where(_live(user, mine), Deal.stage_id.in_(stage_ids))
+        .group_by(Deal.stage_id, Deal.currency)
+    ).all()
+    out: dict[int, tuple[int, dict[str, int]]] = {}
+    for stage_id, currency, count, total in rows:
+        n, sums = out.get(stage_id, (0, {}))
+        sums[currency] = int(total or 0)
+        out[stage_id] = (n + count, sums)
+    return out
+
+
+@dataclass(frozen=True)
+class Card:
+    """A deal as the board shows it, with its contact's and owner's names, and whether
+    the one looking may move it."""
+
+    deal: Deal
+    contact_name: str | None
+    owner_name: str | None
+    editable: bool
+
+
+def card_of(user: User, deal: Deal) -> Card:
+    """The board card of one deal, as user sees it."""
+    contact = deal.contact.name if deal.contact else None
+    return Card(deal, contact, deal.owner.name, can(user, "deal.edit", deal))
+
+
+def column_deals(
+    session: Session,
+    user: User,
+    stage: Stage,
+    after: int | None = None,
+    mine: bool = False,
+    limit: int = PER_COLUMN,
+) -> tuple[list[Card], bool]:
+    """A stage's live deals in card order, limit at a time after the deal `after`;
+    (cards, whether more follow). :raise NotFoundError: an after that is not there."""
+    query = (
+        select(Deal, Contact.name, User.name)
+        .outerjoin(Contact, Deal.contact_id == Contact.id)
+        .join(User, Deal.owner_id == User.id)
+        .where(_live(user, mine), Deal.stage_id == stage.id)
+    )
+    if after is not None:
+        mark = session.get(Deal, after)
+        if mark is None or mark.stage_id != stage.id:
+            raise NotFoundError(f"deal {after} in stage {stage.id}")
+        query = query.where(
+            or_(
+                Deal.position > mark.position,
+                and_(Deal.position == mark.position, Deal.id > mark.id),
+            )
+        )
+    rows = session.execute(
+        query.order_by(Deal.position, Deal.id).limit(limit + 1).options(lazyload(Deal.stage))
+    ).all()
+    cards = [
+        Card(deal, contact, owner, can(user, "deal.edit", deal))
+        for deal, contact, owner in rows[:limit]
+    ]
+    return cards, len(rows) > limit
+
+
+def board(session: Session, user: User, mine: bool = False) -> list[Column]:
+    """The open stages as columns, each with its first cards, its count and its totals
+    per currency (a column never holds more than PER_COLUMN cards: "more" pages on)."""
+    columns = open_stages(session)
+    totals = _totals_by_stage(session, user, [s.id for s in columns], mine)
+    out = []
+    for stage in columns:
+        cards, more = column_deals(session, user, stage, mine=mine)
+        count, sums = totals.get(stage.id, (0, {}))
+        out.append(Column(stage, cards, more, count, sums))
+    return out
+
+
+# Reports --------------------------------------------------------------------------
+
+
+def _weighted(total_times_probability: int) -> int:
+    return int(total_times_probability) // 100
+
+
+def pipeline(session: Session, user: User) -> list[dict]:
+    """Every open stage with its count, its total per currency and its weighted total
+    per currency (amount times the stage's probability); a rep sees their own."""
+    columns = open_stages(session)
+    totals = _totals_by_stage(session, user, [s.id for s in columns], mine=False)
+    out = []
+    for stage in columns:
+        count, sums = totals.get(stage.id, (0, {}))
+        weighted = {c: _weighted(v * stage.probability) for c, v in sums.items()}
+        out.append({"stage": stage, "count": count, "totals": sums, "weighted": weighted})
+    return out
+
+
+def _month_starts(today: date, months: int) -> list[date]:
+    starts = []
+    year, month = today.year, today.month
+    for _ in range(months + 1):
+        starts.append(date(year, month, 1))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return starts
+
+
+def _bucket(column, bounds: list) -> case:
+    """Which of the ranges [bounds[i], bounds[i+1]) column falls in, as SQL every
+    database runs alike (no date functions)."""
+    return case(*((column < b, i) for i, b in enumerate(bounds[1:])), else_=len(bounds) - 1)
+
+
+@dataclass
+class ForecastCell:
+    """A month's (or an owner's month's) money, per currency."""
+
+    weighted: dict[str, int] = field(default_factory=dict)
+    unweighted: dict[str, int] = field(default_factory=dict)
+    won: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+
+
+def _add(cell: ForecastCell, kind: str, currency: str, value: int) -> None:
+    sums = getattr(cell, kind)
+    sums[currency] = sums.get(currency, 0) + int(value)
+
+
+def forecast(session: Session, user: User, today: date, months: int = 6) -> dict:
+    """The coming months: for each, the weighted sum (amount times stage probability) and
+    the plain sum of open deals expected to close in it, beside what was won in it;
+    the same by owner. Sums are per currency, never added across currencies. A rep
+    sees their own deals only."""
+    starts = _month_starts(today, months)
+    stage_list = stages(session)
+    open_ids = [s.id for s in stage_list if s.kind == "open"]
+    won_ids = [s.id for s in stage_list if s.kind == "won"]
+    probability = case(
+        *((Deal.stage_id == s.id, s.probability) for s in stage_list if s.kind == "open"),
+        else_=0,
+    )
+    month = _bucket(Deal.expected_close, starts).label("month")
+    open_rows = session.execute(
+        select(
+            month,
+            Deal.owner_id,
+            Deal.currency,
+            func.count(),
+            func.sum(Deal.amount_minor),
+            func.sum(Deal.amount_minor * probability),
+        )
+        .where(
+            _live(user),
+            Deal.stage_id.in_(open_ids),
+            Deal.expected_close >= starts[0],
+            Deal.expected_close < starts[-1],
+        )
+        .group_by(month, Deal.owner_id, Deal.currency)
+    ).all()
+    bounds = [datetime.combine(d, datetime.min.time(), UTC) for d in starts]
+    won_month = _bucket(Deal.closed_at, bounds).label("month")
+    won_rows = session.execute(
+        select(won_month, Deal.owner_id, Deal.currency, func.sum(Deal.amount_minor))
+        .where(
+            _live(user),
+            Deal.stage_id.in_(won_ids),
+            Deal.closed_at >= bounds[0],
+            Deal.closed_at < bounds[-1],
+        )
+        .group_by(won_month, Deal.owner_id, Deal.currency)
+    ).all()
+    by_month = [ForecastCell() for _ in range(months)]
+    by_owner: dict[int, list[ForecastCell]] = {}
+    for i, owner_id, currency, count, total, weighted in open_rows:
+        for cell in (
+            by_month[i],
+            by_owner.setdefault(owner_id, [ForecastCell() for _ in starts[:-1]])[i],
+        ):
+            _add(cell, "unweighted", currency, total or 0)
+            _add(cell, "weighted", currency, _weighted(weighted or 0))
+            cell.count += count
+    for i, owner_id, currency, total in won_rows:
+        for cell in (
+            by_month[i],
+            by_owner.setdefault(owner_id, [ForecastCell() for _ in starts[:-1]])[i],
+        ):
+            _add(cell, "won", currency, total or 0)
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(by_owner))).all())
+    owners = sorted(by_owner.items(), key=lambda item: names.get(item[0], "").lower())
+    return {
+        "months": starts[:-1],
+        "by_month": by_month,
+        "by_owner": [(names.get(owner_id, "?"), cells) for owner_id, cells in owners],
+    }
+
+
+def stuck(session: Session, user: User, now: datetime, limit: int = 50) -> list[Attention]:
+    """Open deals in their stage longer than its rotting days, the longest first."""
+    open_list = open_stages(session)
+    deals = session.scalars(
+        select(Deal)
+        .where(_live(user), _stuck_condition(open_list, now))
+        .order_by(Deal.stage_entered_at, Deal.id)
+        .limit(limit)
+        .options(selectinload(Deal.contact), selectinload(Deal.owner))
+    ).all()
+    return [Attention(d, reasons_for(d, now)) for d in deals]
+
+
+def pushed(session: Session, user: User, limit: int = 50) -> list[Deal]:
+    """Open deals whose close date moved later PUSHED_AFTER times or more, most first."""
+    return list(
+        session.scalars(
+            select(Deal)
+            .where(
+                _live(user),
+                Deal.stage_id.in_([s.id for s in open_stages(session)]),
+                Deal.close_date_pushes >= PUSHED_AFTER,
+            )
+            .order_by(Deal.close_date_pushes.desc(), Deal.id)
+            .limit(limit)
+            .options(selectinload(Deal.contact), selectinload(Deal.owner))
+        )
+    )
+
+
+def week_start(now: datetime) -> datetime:
+    """Monday 00:00 UTC of now's week."""
+    day = now.astimezone(UTC).date()
+    return datetime.combine(day - timedelta(days=day.weekday()), datetime.min.time(), UTC)
+
+
+def team_activity(session: Session, user: User, now: datetime) -> list[dict]:
+    """Calls, visits and meetings each person logged this week and last week (from
+    Monday, UTC): everyone for managers, a rep's own for a rep.
+
+    :raise PermissionDenied: a role that logs no sales work and may not see the team's.
+    """
+    if can(user, "team.view"):
+        people = select(User).where(
+            User.role.in_(("rep", "manager", "admin")),
+            User.disabled_at.is_(None),
+            User.removed_at.is_(None),
+        )
+    elif can(user, "deal.create"):
+        people = select(User).where(User.id == user.id)
+    else:
+        raise PermissionDenied("team.view")
+    this_week = week_start(now)
+    last_week = this_week - timedelta(days=7)
+    week = case((Activity.occurred_at >= this_week, 1), else_=0).label("week")
+    persons = {u.id: u for u in session.scalars(people.order_by(User.name))}
+    rows = session.execute(
+        select(Activity.author_id, Activity.kind, week, func.count())
+        .where(
+            Activity.author_id.in_(persons),
+            Activity.kind.in_(TEAM_KINDS),
+            Activity.deleted_at.is_(None),
+            Activity.occurred_at >= last_week,
+            Activity.occurred_at <= now,
+        )
+        .group_by(Activity.author_id, Activity.kind, week)
+    ).all()
+    counts = {uid: {w: dict.fromkeys(TEAM_KINDS, 0) for w in (0, 1)} for uid in persons}
+    for author_id, kind, w, n in rows:
+        counts[author_id][w][kind] = n
+    return [
+        {"user": persons[uid], "this_week": counts[uid][1], "last_week": counts[uid][0]}
+        for uid in persons
+    ]
+
+
+# Stages, as admins edit them ------------------------------------------------------
+
+
+def stage_deal_counts(session: Session) -> dict[int, int]:
+    """How many deals (deleted ones too, which may come back) each stage holds."""
+    return dict(session.execute(select(Deal.stage_id, func.count()).group_by(Deal.stage_id)).all())
+
+
+def _int_field(raw, low: int, high: int, what: str, blank_ok: bool = False):
+    text = str(raw or "").strip()
+    if not text and blank_ok:
+        return None, None
+    if not text.isascii() or not text.isdigit() or len(text) > 6 or not low <= int(text) <= high:
+        return None, f"Enter {what} from {low} to {high}."
+    return int(text), None
+
+
+def _clean_stage(data: dict) -> tuple[dict, dict[str, str]]:
+    values: dict = {}
+    errors: dict[str, str] = {}
+    name = data.get("name")
+    if problem := text_problem(name, 80):
+        errors["name"] = problem
+    elif not (name or "").strip():
+        errors["name"] = "Enter a name."
+    else:
+        values["name"] = " ".join(name.split())
+    for key, low, high, what, blank in (
+        ("position", 1, 1000, "a place in the order", False),
+        ("probability", 0, 100, "a probability in percent", False),
+        ("rotting_days", 1, 3650, "a number of days", True),
+    ):
+        value, problem = _int_field(data.get(key), low, high, what, blank)
+        if problem:
+            errors[key] = problem
+        else:
+            values[key] = value
+    if data.get("kind") not in STAGE_KINDS:
+        errors["kind"] = "Choose open, won or lost."
+    else:
+        values["kind"] = data["kind"]
+    return values, errors
+
+
+def _kinds_left(session: Session, changed: Stage | None, kind: str | None) -> set[str]:
+    left = {s.kind for s in stages(session) if s is not changed}
+    return left | ({kind} if kind else set())
+
+
+def save_stage(session: Session, user: User, stage: Stage | None, data: dict) -> Stage:
+    """Add a stage (stage None) or change one. A stage holding deals keeps its kind,
+    and there is always an open, a won and a lost stage.
+
+    :raise ValidationError: :raise PermissionDenied:
+    """
+    require(user, "stage.manage")
+    values, errors = _clean_stage(data)
+    if not errors and stage is not None and values["kind"] != stage.kind:
+        held = stage_deal_counts(session).get(stage.id, 0)
+        if held:
+            errors["kind"] = f"This stage holds {held} deals: move them before changing its kind."
+        elif _kinds_left(session, stage, values["kind"]) != set(STAGE_KINDS):
+            errors["kind"] = f"The pipeline needs at least one {stage.kind} stage."
+    if errors:
+        raise ValidationError(errors)
+    if stage is None:
+        stage = Stage(**values)
+        session.add(stage)
+    else:
+        for key, value in values.items():
+            setattr(stage, key, value)
+    session.flush()
+    return stage
+
+
+def delete_stage(session: Session, user: User, stage: Stage, move_to_id: int | None) -> int:
+    """Remove a stage, first moving the deals it holds to move_to_id (a stage of the
+    same kind); how many moved. There is always an open, a won and a lost stage.
+
+    :raise ValidationError: :raise PermissionDenied:
+    """
+    require(user, "stage.manage")
+    if _kinds_left(session, stage, None) != set(STAGE_KINDS):
+        raise ValidationError({"stage": f"The pipeline needs at least one {stage.kind} stage."})
+    held = stage_deal_counts(session).get(stage.id, 0)
+    if held:
+        target = session.get(Stage, move_to_id) if move_to_id else None
+        if target is None or target.id == stage.id or target.kind != stage.kind:
+            raise ValidationError(
+                {
+                    "move_to": f"This stage holds {held} deals: choose another "
+                    f"{STAGE_KINDS[stage.kind].lower()} stage to move them to."
+                }
+            )
+        now = utcnow()
+        moving = select(Deal.id).where(Deal.stage_id == stage.id)
+        session.execute(
+            insert(DealChange).from_select(
+                ["deal_id", "field", "before", "after", "changed_by_id", "changed_at"],
+                select(
+                    Deal.id,
+                    sa_literal("stage"),
+                    sa_literal(str(stage.id)),
+                    sa_literal(str(target.id)),
+                    sa_literal(user.id),
+                    sa_literal(now, UTCDateTime()),
+                ).where(Deal.id.in_(moving)),
+            )
+        )
+        session.execute(
+            update(Deal)
+            .where(Deal.stage_id == stage.id)
+            .values(stage_id=target.id, stage_entered_at=now)
+        )
+    session.delete(stage)
+    session.flush()
+    return held
