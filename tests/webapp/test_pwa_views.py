@@ -78,3 +78,24 @@ def test_a_page_loads_its_own_scripts_as_one_file_named_by_its_version(app, clie
     # An old or unnamed version is not kept for a year, and the worker precaches this one.
     assert client.get("/static/js/page.js").headers["Cache-Control"] == "no-cache"
     assert f'"{joined[0]}"' in client.get("/sw.js").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("name", ["js/offline.js", "css/app.css", "js/board.js"])
+def test_our_scripts_and_styles_are_served_without_their_comment_lines(client, name):
+    source = (ROOT / "static" / name).read_text()
+    r = client.get(f"/static/{name}")
+    body = r.get_data(as_text=True)
+    assert r.status_code == 200 and len(body) < len(source)
+    assert not [ln for ln in body.splitlines() if ln.lstrip().startswith(("//", "/*"))]
+    # Every line of code is there, in order.
+    code = [ln for ln in source.splitlines() if ln.strip() and ln in body.splitlines()]
+    assert len(code) == len([ln for ln in body.splitlines() if ln.strip()])
+    again = client.get(f"/static/{name}", headers={"If-None-Match": r.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_vendored_and_missing_files_are_sent_as_they_are(client):
+    with client.get("/static/js/htmx-4.0.1.min.js") as htmx:
+        assert htmx.data == (ROOT / "static/js/htmx-4.0.1.min.js").read_bytes()
+    for path in ("/static/js/missing.js", "/static/../pyproject.toml", "/static/js/a%00.js"):
+        assert client.get(path).status_code == 404, path

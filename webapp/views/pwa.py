@@ -26,10 +26,17 @@ PAGE_SCRIPTS = (
     "nav.js",
 )
 PAGE_SCRIPT = "/static/js/page.js"
-# Comments that take whole lines: the files keep them, the phone does not need them.
-# (A template literal whose line starts like a comment would lose that line: none does,
-# and the browser tests run the joined script.)
+# Comments that take whole lines: our files keep them for people, a phone does not need
+# them. (A template literal whose line starts like a comment would lose that line: none
+# does, and the browser tests run what is served.)
 _WHOLE_LINE_COMMENTS = re.compile(r"^[ \t]*(?://[^\n]*|/\*.*?\*/[ \t]*)\n", re.M | re.S)
+# Files of ours that are served without those comments; a vendored file is sent as is.
+_OWN_SOURCE = re.compile(r"(?<!\.min)\.(?:js|css)$")
+
+
+def without_comments(source: str) -> str:
+    """source (our JS or CSS) without its whole-line comments."""
+    return _WHOLE_LINE_COMMENTS.sub("", source)
 
 
 @cache
@@ -39,9 +46,39 @@ def _page_script(static_folder: str) -> tuple[str, str]:
     parts = []
     for name in PAGE_SCRIPTS:
         source = Path(static_folder, "js", name).read_text()
-        parts.append(f"// {name}\n" + _WHOLE_LINE_COMMENTS.sub("", source))
+        parts.append(f"// {name}\n" + without_comments(source))
     body = "\n".join(parts)
     return body, f"{PAGE_SCRIPT}?v={hashlib.sha256(body.encode()).hexdigest()[:12]}"
+
+
+@cache
+def _own_source(path: Path, mtime_ns: int) -> tuple[str, str]:
+    """A static file of ours without its comments, and its ETag (per version of it)."""
+    body = without_comments(path.read_text())
+    return body, hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def static_file(filename: str) -> Response:
+    """The app's static files: ours (JS, CSS) without whole-line comments, with an ETag
+    so a phone revalidates cheaply; anything else as Flask sends it."""
+    folder = Path(current_app.static_folder).resolve()
+    try:
+        path = (folder / filename).resolve()
+        ours = _OWN_SOURCE.search(filename) and path.is_relative_to(folder) and path.is_file()
+    except (OSError, ValueError):  # a NUL or an impossible name: Flask answers 404
+        ours = False
+    if not ours:
+        return current_app.send_static_file(filename)
+    body, etag = _own_source(path, path.stat().st_mtime_ns)
+    mimetype = "text/css" if filename.endswith(".css") else "text/javascript"
+    response = Response(body, mimetype=mimetype)
+    response.set_etag(etag)
+    return response.make_conditional(request)
+
+
+@bp.record_once
+def _serve_static(state) -> None:
+    state.app.view_functions["static"] = static_file
 
 
 @bp.app_template_global()
@@ -62,7 +99,7 @@ def _service_worker(static_folder: str, template_folder: str) -> str:
     for path in paths:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    source = Path(static_folder, "sw.js").read_text()
+    source = without_comments(Path(static_folder, "sw.js").read_text())
     source = source.replace("__PAGE_SCRIPT__", _page_script(static_folder)[1])
     return source.replace("__SHELL_VERSION__", digest.hexdigest()[:12])
 
