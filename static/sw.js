@@ -26,6 +26,10 @@ const SHELL = [
   OFFLINE_URL,
 ];
 const SIGN_OUT = ["/logout", "/account/sign-out-everywhere"];
+// Firefox fails a navigation whose preload failed even when this worker answers it from
+// the cache, so with no signal a saved page showed "Problem loading page": there the
+// worker asks the network itself.
+const PRELOAD = !/\bFirefox\//.test(self.navigator.userAgent);
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
@@ -44,8 +48,9 @@ self.addEventListener("activate", (event) => {
       if (!keep.includes(key)) await caches.delete(key);
     }
     // Preload starts the page request while this worker boots, so network-first costs
-    // no extra round trip.
-    if (self.registration.navigationPreload) await self.registration.navigationPreload.enable();
+    // no extra round trip; not in Firefox (PRELOAD).
+    const preload = self.registration.navigationPreload;
+    if (preload) await (PRELOAD ? preload.enable() : preload.disable());
     await self.clients.claim();
   })());
 });
