@@ -348,6 +348,29 @@ def start_worker(live_server, tmp_path) -> Iterator[Callable[[], BurstWorker]]:
         connection.close()
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """One xdist group per engine: `pytest -n 3 --dist loadgroup` (what `make test` runs
+    for test_engines.py) gives each engine a process of its own."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and "engine" in item.fixturenames and "engine" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(callspec.params["engine"]))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The time each engine's tests took (setup and teardown included)."""
+    spent: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            nodeid = getattr(report, "nodeid", "")
+            match = re.search(r"\[(" + "|".join(engines.ENGINES) + r")\]$", nodeid)
+            if match and hasattr(report, "duration"):
+                spent[match[1]] = spent.get(match[1], 0) + report.duration
+    if spent:
+        times = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(spent.items()))
+        terminalreporter.write_line(f"browser engines: {times}")
+
+
 @pytest.fixture(scope="session")
 def xvfb() -> Iterator[engines.Display]:
     """An X display of our own for WebKitGTK, started on first use."""
