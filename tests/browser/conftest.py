@@ -382,20 +382,33 @@ def xvfb() -> Iterator[engines.Display]:
         display.close()
 
 
+@pytest.fixture(scope="session")
+def firefox(tmp_path_factory) -> Iterator[engines.Firefox]:
+    """Debian's firefox-esr through puppeteer-core, started on first use."""
+    engines.require("firefox")
+    base = tmp_path_factory.mktemp("firefox")
+    browser = engines.Firefox(base / "profile", base / "firefox.log")
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
 @pytest.fixture(params=engines.ENGINES)
 def engine(request, live_server, tmp_path) -> Iterator[engines.Driver]:
     """A phone-sized page in each engine in turn, on the live server."""
     name = request.param
     engines.require(name)
     cut = engines.Cut(int(live_server.url.rsplit(":", 1)[1]))
-    log = tmp_path / f"{name}.log"
     if name == "chromium":
         driver = engines.ChromiumDriver(request.getfixturevalue("browser"), cut, PHONE)
     elif name == "firefox":
-        driver = engines.FirefoxDriver(cut, tmp_path / "firefox-profile", log)
+        driver = engines.FirefoxDriver(request.getfixturevalue("firefox"), cut)
     else:
         display = request.getfixturevalue("xvfb")
-        driver = engines.WebKitDriver(cut, display, tmp_path / "webkit-home", log)
+        driver = engines.WebKitDriver(
+            cut, display, tmp_path / "webkit-home", tmp_path / "webkit.log"
+        )
     try:
         yield driver
     finally:
