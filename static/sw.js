@@ -26,9 +26,7 @@ const SHELL = [
   OFFLINE_URL,
 ];
 const SIGN_OUT = ["/logout", "/account/sign-out-everywhere"];
-// Firefox fails a navigation whose preload failed even when this worker answers it from
-// the cache, so with no signal a saved page showed "Problem loading page": there the
-// worker asks the network itself.
+// Firefox fails a navigation whose preload failed, even one answered from the cache.
 const PRELOAD = !/\bFirefox\//.test(self.navigator.userAgent);
 
 self.addEventListener("install", (event) => {
@@ -48,7 +46,7 @@ self.addEventListener("activate", (event) => {
       if (!keep.includes(key)) await caches.delete(key);
     }
     // Preload starts the page request while this worker boots, so network-first costs
-    // no extra round trip; not in Firefox (PRELOAD).
+    // no extra round trip.
     const preload = self.registration.navigationPreload;
     if (preload) await (PRELOAD ? preload.enable() : preload.disable());
     await self.clients.claim();
