@@ -26,6 +26,8 @@ const SHELL = [
   OFFLINE_URL,
 ];
 const SIGN_OUT = ["/logout", "/account/sign-out-everywhere"];
+// Firefox fails a navigation whose preload failed, even one answered from the cache.
+const PRELOAD = !/\bFirefox\//.test(self.navigator.userAgent);
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
@@ -45,7 +47,8 @@ self.addEventListener("activate", (event) => {
     }
     // Preload starts the page request while this worker boots, so network-first costs
     // no extra round trip.
-    if (self.registration.navigationPreload) await self.registration.navigationPreload.enable();
+    const preload = self.registration.navigationPreload;
+    if (preload) await (PRELOAD ? preload.enable() : preload.disable());
     await self.clients.claim();
   })());
 });

@@ -37,9 +37,9 @@ def test_a_session_started_on_one_machine_works_and_ends_on_another(machines, ma
     rep = make_user("rep")
     phone = one.test_client()
     assert phone.post("/login", data={"email": rep.email, "password": PASSWORD}).status_code == 303
-    cookie = phone.get_cookie("crm_session").value
+    cookie = phone.get_cookie("__Host-crm_session").value
     elsewhere = two.test_client()
-    elsewhere.set_cookie("crm_session", cookie, domain="localhost")
+    elsewhere.set_cookie("__Host-crm_session", cookie, domain="localhost")
     assert elsewhere.get("/contacts").status_code == 200
     assert elsewhere.post("/logout").status_code == 303
     assert phone.get("/contacts").status_code == 302

@@ -154,6 +154,8 @@ def up(host: str, port: int, demo: bool) -> None:
     from workers.queues import EmbeddedRedis
 
     app = current_app._get_current_object()
+    # Plain http: a Secure cookie would be lost in Safari, which keeps none from http.
+    app.config["SESSION_COOKIE_SECURE"] = config.cookie_secure("auto")
     stop = _StopRequests()
     stop.install()
     embedded = None

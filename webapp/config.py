@@ -28,6 +28,15 @@ def _secret(name: str) -> str | None:
     return (os.environ.get(name) or "").strip() or None
 
 
+def cookie_secure(default: bool | str = True) -> bool | str:
+    """SESSION_COOKIE_SECURE: true, false or "auto" (Secure only over https); default when
+    unset (`crm up`, which serves plain http, passes "auto")."""
+    raw = (os.environ.get("SESSION_COOKIE_SECURE") or "").strip().lower()
+    if not raw:
+        return default
+    return "auto" if raw == "auto" else _bool("SESSION_COOKIE_SECURE", True)
+
+
 def database_url(raw: str | None, instance_path: str) -> str:
     """Return the SQLAlchemy URL for DATABASE_URL, or the SQLite file under instance/."""
     if not raw:
@@ -73,7 +82,7 @@ def from_environment(instance_path: str) -> dict:
         "SECRET_KEY_FROM_DISK": not os.environ.get("SECRET_KEY"),
         "SQLALCHEMY_DATABASE_URI": database_url(os.environ.get("DATABASE_URL"), instance_path),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
-        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", True),
+        "SESSION_COOKIE_SECURE": cookie_secure(),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "crm_session",

@@ -1,8 +1,10 @@
-"""Security headers on every response (pages, fragments, errors) and the session user."""
+"""Security headers on every response (pages, fragments, errors), the session user, and
+when cookies are Secure."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app, flash, jsonify, redirect, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import login_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -28,6 +30,30 @@ CSP = "; ".join(
 )
 
 
+def cookie_secure() -> bool:
+    """Whether this response's cookies are Secure: SESSION_COOKIE_SECURE is true, false or
+    "auto" (Secure when the request came over https, as the trusted proxies tell). Safari's
+    engine keeps no Secure cookie from http://127.0.0.1, so `crm up` serves with "auto"."""
+    setting = current_app.config["SESSION_COOKIE_SECURE"]
+    return request.is_secure if setting == "auto" else bool(setting)
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, Secure by cookie_secure(), and named with the
+    __Host- prefix over https (Secure, the whole site, no Domain: a subdomain or a plain
+    http page cannot plant or overwrite it)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return cookie_secure()
+
+    def get_cookie_name(self, app: Flask) -> str:
+        name = app.config["SESSION_COOKIE_NAME"]
+        whole_site = self.get_cookie_path(app) == "/" and not self.get_cookie_domain(app)
+        if request.is_secure and cookie_secure() and whole_site:
+            return "__Host-" + name
+        return name
+
+
 @login.user_loader
 def load_user(session_key: str) -> User | None:
     """The user of this cookie's session row: a signed-out session, an ended one or a
@@ -47,6 +73,7 @@ def init_app(app: Flask) -> None:
         # Behind N proxies, the client is the address the Nth one saw; without this
         # every client would share the proxy's address (and its sign-in throttle).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+    app.session_interface = SessionCookies()
     login.login_view = "auth.login"
     login.login_message = "Sign in to continue."
     login.login_message_category = "info"

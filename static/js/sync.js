@@ -26,6 +26,7 @@
   function sender({ ready, idle, after }) {
     let timer = null;
     let failures = 0;
+    let due = false; // the backoff's own retry, not a tap or an event
     let running = null;
     let next = null;
     let leaving = false; // signing out: nothing more is sent from this page
@@ -33,13 +34,16 @@
       if (!ready() || leaving || !signedIn() || !online()) return idle();
       // A batch under way may have started before the reason to send again: run one more.
       if (running) return (next ||= running.then(() => { next = null; return sync(); }));
+      const retrying = due;
+      due = false;
       running = (async () => {
         try {
           const { problem } = await O.flush();
           clearTimeout(timer);
           if (problem === "server" || problem === "offline") {
-            failures += 1;
-            timer = setTimeout(sync, Math.min(300, 5 * 3 ** (failures - 1)) * 1000);
+            // Only the backoff's own failures lengthen it, not each entry logged meanwhile.
+            if (retrying || !failures) failures += 1;
+            timer = setTimeout(() => { due = true; sync(); }, Math.min(300, 5 * 3 ** (failures - 1)) * 1000);
             background();
           } else {
             failures = 0;

@@ -5,8 +5,9 @@ Fixtures (use these names; tests/browser/test_*.py rely on them):
 - ``live_server`` (function scope): the real app from ``webapp.create_app`` on its own
   SQLite file (a copy of one migrated with ``flask_migrate.upgrade()`` per session), served
   by ``werkzeug.serving.make_server(..., threaded=True)`` on 127.0.0.1 and a free port.
-  CSRF, the security headers and ``SESSION_COOKIE_SECURE`` are as in production; Chromium
-  treats http://127.0.0.1 as a secure context and keeps Secure cookies there.
+  CSRF and the security headers are as in production, ``SESSION_COOKIE_SECURE`` as
+  ``crm up`` serves plain http ("auto": Secure only over https, since WebKit keeps no
+  Secure cookie from http://127.0.0.1).
   ``INSTANCE_PATH`` points at a tmp dir; ``REDIS_URL`` is the session's real Redis (the
   ``redis_url`` fixture: ``REDIS_URL`` from the environment, else an embedded one), so
   "Poll now" really queues a job. Attributes and helpers:
@@ -40,6 +41,13 @@ through the real form and waits for the contact list; ``PASSWORD`` is ``add_user
 default; ``CHROMIUM`` (the path), ``CHROMIUM_ARGS`` and ``PHONE`` (the context options
 above) are there for tests that launch their own context, e.g. a persistent one.
 ``browser_db_template`` (session) is the migrated SQLite file ``live_server`` copies.
+- ``engine`` (function scope, one run per engine: chromium, firefox, webkit): a
+  tests/browser/engines.py ``Driver`` on a fresh phone-sized page of that engine, for
+  scenarios written once for all three (test_engines.py). Each reaches the live server
+  through ``engine.cut``, a proxy the test can stop; ``engine.offline(True)`` switches
+  the network off where the driver can (Chromium), else stops the proxy.
+  A missing engine fails with what to install.
+
 Every test here should carry ``pytestmark = pytest.mark.browser``.
 """
 
@@ -64,6 +72,7 @@ from rq import Queue
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from tests.browser import engines
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Contact, Source, User
@@ -154,12 +163,14 @@ class LiveServer:
 
 
 def _config(database: Path, redis_url: str | None = None) -> dict:
-    # Only what a test must pin; CSRF, cookies and headers keep their production values.
+    # Only what a test must pin; CSRF and headers keep their production values, cookies
+    # those of `crm up` on plain http (Secure only over https: WebKit keeps no Secure
+    # cookie from http://127.0.0.1).
     return {
         "SECRET_KEY": "browser-test-secret",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
         "REDIS_URL": redis_url,
-        "SESSION_COOKIE_SECURE": True,
+        "SESSION_COOKIE_SECURE": "auto",
         "WTF_CSRF_ENABLED": True,
     }
 
@@ -335,6 +346,74 @@ def start_worker(live_server, tmp_path) -> Iterator[Callable[[], BurstWorker]]:
             connection.delete(jobs._poll_lock(source_id))
     finally:
         connection.close()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """One xdist group per engine: `pytest -n 3 --dist loadgroup` (what `make test` runs
+    for test_engines.py) gives each engine a process of its own."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and "engine" in item.fixturenames and "engine" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(callspec.params["engine"]))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The time each engine's tests took (setup and teardown included)."""
+    spent: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            nodeid = getattr(report, "nodeid", "")
+            match = re.search(r"\[(" + "|".join(engines.ENGINES) + r")\]$", nodeid)
+            if match and hasattr(report, "duration"):
+                spent[match[1]] = spent.get(match[1], 0) + report.duration
+    if spent:
+        times = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(spent.items()))
+        terminalreporter.write_line(f"browser engines: {times}")
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[engines.Display]:
+    """An X display of our own for WebKitGTK, started on first use."""
+    engines.require("webkit")
+    display = engines.Display()
+    try:
+        yield display
+    finally:
+        display.close()
+
+
+@pytest.fixture(scope="session")
+def firefox(tmp_path_factory) -> Iterator[engines.Firefox]:
+    """Debian's firefox-esr through puppeteer-core, started on first use."""
+    engines.require("firefox")
+    base = tmp_path_factory.mktemp("firefox")
+    browser = engines.Firefox(base / "profile", base / "firefox.log")
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture(params=engines.ENGINES)
+def engine(request, live_server, tmp_path) -> Iterator[engines.Driver]:
+    """A phone-sized page in each engine in turn, on the live server."""
+    name = request.param
+    engines.require(name)
+    cut = engines.Cut(int(live_server.url.rsplit(":", 1)[1]))
+    if name == "chromium":
+        driver = engines.ChromiumDriver(request.getfixturevalue("browser"), cut, PHONE)
+    elif name == "firefox":
+        driver = engines.FirefoxDriver(request.getfixturevalue("firefox"), cut)
+    else:
+        display = request.getfixturevalue("xvfb")
+        driver = engines.WebKitDriver(
+            cut, display, tmp_path / "webkit-home", tmp_path / "webkit.log"
+        )
+    try:
+        yield driver
+    finally:
+        driver.close()
+        cut.close()
 
 
 def controlled(page: Page) -> str:

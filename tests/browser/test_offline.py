@@ -1,12 +1,14 @@
-"""Offline-first field work in Chromium at 390x844: contacts read and activities logged with
-no signal, kept through reloads and a closed browser, sent exactly once with the time they
-were logged; refusals kept with their reason; sessions that ended, answers that are not
-receipts, and signing out with entries unsent."""
+"""Offline-first field work in Chromium at 390x844 (test_engines.py runs the core of it in
+Firefox and WebKit too): contacts read and activities logged with no signal, kept through
+reloads and a closed browser, sent exactly once with the time they were logged; refusals
+kept with their reason; sessions that ended, answers that are not receipts, and signing
+out with entries unsent. No fixed sleeps: each wait is on what it waits for."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -140,6 +142,7 @@ class Intercept:
         self.app, self.status, self.headers, self.body = app, status, headers, body
         self.whole_api = whole_api
         self.on = True
+        self.answered = 0  # requests it answered itself
 
     def __call__(self, environ, start_response):
         path, method = environ["PATH_INFO"], environ["REQUEST_METHOD"]
@@ -147,6 +150,7 @@ class Intercept:
             (method == "POST" and path == "/api/activities")
             or (self.whole_api and path.startswith("/api/"))
         ):
+            self.answered += 1
             start_response(self.status, self.headers)
             return [self.body]
         return self.app(environ, start_response)
@@ -245,8 +249,9 @@ def test_twenty_entries_logged_offline_survive_a_restart_and_are_stored_exactly_
     expect(pending(page)).to_have_count(7)
     assert sorted(e["uuid"] for e in outbox(page)) == sorted(e["uuid"] for e in kept)
 
-    # Signal again: the entries go on their own, with the time they were logged.
-    page.wait_for_timeout(1000)
+    # Signal again once that start-up attempt has failed: the entries go on their own,
+    # with the time they were logged.
+    eventually(lambda: no_network.answered, what="the start-up Background Sync, refused")
     no_network.on = False
     page.context.set_offline(False)
     expect(status(page)).to_have_text(ALL_SENT, timeout=30_000)
@@ -605,14 +610,21 @@ class Slow:
     """Contact pages answered with the cookie they were asked with, and arriving late."""
 
     def __init__(self, app):
-        self.app, self.count = app, 0
+        self.app, self.count, self.busy = app, 0, 0
+        self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        body = self.app(environ, start_response)
-        if re.fullmatch(r"/contacts/\d+", environ["PATH_INFO"]):
-            self.count += 1
-            time.sleep(0.5)
-        return body
+        with self.lock:
+            self.busy += 1
+        try:
+            body = self.app(environ, start_response)
+            if re.fullmatch(r"/contacts/\d+", environ["PATH_INFO"]):
+                self.count += 1
+                time.sleep(0.5)
+            return body
+        finally:
+            with self.lock:
+                self.busy -= 1
 
 
 def test_signing_out_while_contacts_are_being_saved_really_signs_out(page, live_server):
@@ -629,7 +641,8 @@ def test_signing_out_while_contacts_are_being_saved_really_signs_out(page, live_
     eventually(lambda: slow.count >= 3, what="the own contacts being saved")
     page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_label("Email")).to_be_visible()
-    page.wait_for_timeout(1500)  # any answer still on its way has arrived by now
+    # Every answer that was on its way has been sent.
+    eventually(lambda: slow.busy == 0, what="no answer still on its way")
     page.goto(f"{live_server.url}/contacts")
     expect(page).to_have_url(re.compile(r"/login\?next="))
     assert saved_contacts(page) == []

@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from tests.conftest import PASSWORD, sign_in
 from webapp.extensions import db
 from webapp.models import LoginFailure
@@ -96,6 +98,58 @@ def test_session_cookie_flags(client, make_user):
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+
+
+@pytest.mark.parametrize(
+    ("setting", "scheme", "name", "secure"),
+    [
+        (True, "https", "__Host-crm_session", True),
+        (True, "http", "crm_session", True),
+        # `crm up` on plain http: Safari's engine keeps no Secure cookie from http.
+        ("auto", "http", "crm_session", False),
+        ("auto", "https", "__Host-crm_session", True),
+        (False, "https", "crm_session", False),
+    ],
+)
+def test_session_cookie_is_secure_over_https_and_plain_under_crm_up_on_http(
+    app, make_user, setting, scheme, name, secure
+):
+    app.config["SESSION_COOKIE_SECURE"] = setting
+    rep = make_user("rep")
+    client = app.test_client()
+    base = f"{scheme}://localhost"
+    r = client.post(f"{base}/login", data={"email": rep.email, "password": PASSWORD})
+    assert r.status_code == 303
+    cookies = {c.split("=", 1)[0]: c for c in r.headers.getlist("Set-Cookie")}
+    assert name in cookies, cookies
+    for cookie in cookies.values():  # the device cookie follows the same rule
+        assert ("; Secure" in cookie) is secure, cookie
+    assert "; Domain" not in cookies[name] and "; Path=/;" in cookies[name]
+    # The cookie is read back under its name: still signed in, and signed out for real.
+    assert client.get(f"{base}/contacts").status_code == 200
+    client.post(f"{base}/logout")
+    assert client.get(f"{base}/contacts").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("value", "default", "expected"),
+    [
+        (None, True, True),
+        (None, "auto", "auto"),
+        ("auto", True, "auto"),
+        ("false", True, False),
+        ("true", "auto", True),
+        ("0", "auto", False),
+    ],
+)
+def test_session_cookie_secure_setting(monkeypatch, value, default, expected):
+    from webapp import config
+
+    if value is None:
+        monkeypatch.delenv("SESSION_COOKIE_SECURE", raising=False)
+    else:
+        monkeypatch.setenv("SESSION_COOKIE_SECURE", value)
+    assert config.cookie_secure(default) == expected
 
 
 def test_logout_ends_the_session(client, make_user, login):
@@ -269,10 +323,10 @@ def test_forwarded_addresses_count_only_behind_a_configured_proxy(app, make_user
 def test_a_copied_cookie_dies_with_sign_out(app, client, make_user):
     rep = make_user("rep")
     sign_in(client, rep)
-    cookie = client.get_cookie("crm_session").value
+    cookie = client.get_cookie("__Host-crm_session").value
     assert client.post("/logout").status_code == 303
     thief = app.test_client()
-    thief.set_cookie("crm_session", cookie, domain="localhost")
+    thief.set_cookie("__Host-crm_session", cookie, domain="localhost")
     assert thief.get("/contacts").status_code == 302
 
 

@@ -18,6 +18,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from webapp.extensions import db
+from webapp.security import cookie_secure
 from webapp.services import auth
 from webapp.views import client_address, home_for, safe_next
 
@@ -104,7 +105,7 @@ def login():
         _devices().dumps([user.id, device]),
         max_age=DEVICE_DAYS * 86400,
         path=url_for("auth.login"),
-        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        secure=cookie_secure(),
         httponly=True,
         samesite="Lax",
     )
