@@ -53,8 +53,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     cli.init_app(app)
     templating.init_app(app)
 
-    from webapp.views import api, auth, contacts, demo, inbox, pwa, sources, sync, users
+    from webapp.views import (
+        api,
+        auth,
+        contacts,
+        demo,
+        inbox,
+        notifications,
+        pwa,
+        sources,
+        sync,
+        tasks,
+        today,
+        users,
+    )
 
     for module in (auth, contacts, inbox, sources, users, api, sync, pwa, demo):
+        app.register_blueprint(module.bp)
+    for module in (today, tasks, notifications):
         app.register_blueprint(module.bp)
     return app

@@ -125,7 +125,10 @@ def log_activity(contact_id: int):
         return render_template("contacts/_timeline.html", **ctx)
     if created:
         flash(f"{KIND_LABELS[activity.kind]} logged.", "success")
-    return redirect(url_for("contacts.show", contact_id=contact.id) + "#timeline", 303)
+    # ?logged= shows the follow-up chips for the entry just logged.
+    return redirect(
+        url_for("contacts.show", contact_id=contact.id, logged=activity.kind) + "#timeline", 303
+    )
 
 
 @bp.get("/contacts/<int:contact_id>/edit")

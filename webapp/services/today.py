@@ -1,0 +1,86 @@
+"""Today: where a rep or a manager starts the day. Their overdue and due-today tasks,
+the visits planned for today, the deals that need them, and their own contacts who
+complained in public since yesterday, all in the user's own zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from webapp.models import Contact, Mention, Task, User
+from webapp.services.permissions import require
+from webapp.services.tasks import day_bounds
+
+# Each section is a short list to act on, with a link to the whole.
+SECTION_LIMIT = 50
+COMPLAINT_LIMIT = 20
+
+
+@dataclass
+class Today:
+    overdue: list[Task] = field(default_factory=list)
+    due_today: list[Task] = field(default_factory=list)
+    visits: list[Task] = field(default_factory=list)
+    deals: list[Any] = field(default_factory=list)
+    deals_ready: bool = False
+    complaints: list[Mention] = field(default_factory=list)
+    since: datetime | None = None
+
+
+def _deals_needing_attention(session: Session, user: User, now: datetime) -> tuple[list, bool]:
+    """HOOK: the deals section is services/deals.needing_attention(user, now), written
+    with the deals; until that function exists the section says nothing and is hidden."""
+    try:
+        from webapp.services import deals
+    except ImportError:
+        return [], False
+    finder = getattr(deals, "needing_attention", None)
+    if finder is None:
+        return [], False
+    return list(finder(user, now))[:SECTION_LIMIT], True
+
+
+def today(session: Session, user: User, now: datetime, tz: ZoneInfo) -> Today:
+    """What user has to act on today. :raise PermissionDenied:"""
+    require(user, "today.view")
+    start, end = day_bounds(now, tz)
+    result = Today()
+    open_tasks = session.scalars(
+        select(Task)
+        .options(joinedload(Task.contact))
+        .where(Task.assignee_id == user.id, Task.status == "todo", Task.due_at < end)
+        .order_by(Task.due_at, Task.id)
+        .limit(SECTION_LIMIT * 3)
+    )
+    for task in open_tasks:
+        if task.due_at < start:
+            if len(result.overdue) < SECTION_LIMIT:
+                result.overdue.append(task)
+        elif task.kind == "visit":
+            result.visits.append(task)
+        elif len(result.due_today) < SECTION_LIMIT:
+            result.due_today.append(task)
+    result.deals, result.deals_ready = _deals_needing_attention(session, user, now)
+    # Since the start of yesterday in the user's zone: yesterday's complaints, and today's.
+    result.since = start - timedelta(days=1)
+    result.complaints = list(
+        session.scalars(
+            select(Mention)
+            .join(Contact, Contact.id == Mention.contact_id)
+            .options(joinedload(Mention.contact))
+            .where(
+                Contact.owner_id == user.id,
+                Contact.deleted_at.is_(None),
+                Mention.label == "negative",
+                Mention.posted_at >= result.since,
+            )
+            .order_by(Mention.posted_at.desc(), Mention.id.desc())
+            .limit(COMPLAINT_LIMIT)
+        )
+    )
+    return result
