@@ -146,7 +146,7 @@ def test_the_list_groups_tasks_in_the_users_zone_and_done_moves_one_and_undone_b
     first_done = done_task.done_at
     assert done_task.status == "done" and first_done is not None
     client.post(f"/tasks/{late.id}/done")
-    assert [t for t in all_tasks(app) if t.id == late.id][0].done_at == first_done
+    assert next(t for t in all_tasks(app) if t.id == late.id).done_at == first_done
     page = client.get("/tasks").get_data(as_text=True)
     assert "Late one" in page.split('id="g-done"')[1]
     assert "Late one" not in page.split('id="g-overdue"')[1].split("</section>")[0]
@@ -172,9 +172,11 @@ def test_a_follow_up_chip_makes_one_task_at_nine_local_on_the_chosen_day(
         headers={"HX-Request": "true"},
     )
     page = logged.get_data(as_text=True)
-    assert 'id="follow-up"' in page and 'value="3days"' in page and "hidden" not in page.split(
-        'id="follow-up"'
-    )[1].split(">")[0]
+    assert (
+        'id="follow-up"' in page
+        and 'value="3days"' in page
+        and "hidden" not in page.split('id="follow-up"')[1].split(">")[0]
+    )
     chip = {"contact_id": str(c.id), "uuid": str(uuid.uuid4()), "time_zone": "America/New_York"}
     for _ in range(2):
         answer = client.post(
@@ -187,7 +189,9 @@ def test_a_follow_up_chip_makes_one_task_at_nine_local_on_the_chosen_day(
     today_there = utcnow().astimezone(tasks.zone("America/New_York")).date()
     assert (local.date() - today_there).days == 3 and (local.hour, local.minute) == (9, 0)
     assert (task.contact_id, task.kind) == (c.id, "call")
-    bad = client.post("/tasks/follow-up", data={**chip, "preset": "someday", "uuid": str(uuid.uuid4())})
+    bad = client.post(
+        "/tasks/follow-up", data={**chip, "preset": "someday", "uuid": str(uuid.uuid4())}
+    )
     assert bad.status_code == 422 and len(all_tasks(app)) == 1
 
 

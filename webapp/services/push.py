@@ -50,20 +50,28 @@ def subject_problem(subject: str) -> str | None:
     if subject.startswith("mailto:"):
         address = subject.removeprefix("mailto:")
         local, _, host = address.rpartition("@")
+        if local and PLACEHOLDER_DOMAINS.search(host.lower().rstrip(".")):
+            return _placeholder(subject)
         if not local or not host or not re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}", host):
             return f"VAPID_SUBJECT {subject!r} is no mail address: write mailto:you@yourdomain."
     elif subject.startswith("https://"):
         host = (urlsplit(subject).hostname or "").lower()
+        if PLACEHOLDER_DOMAINS.search(host):
+            return _placeholder(subject)
         if "." not in host:
             return f"VAPID_SUBJECT {subject!r} has no public host name."
     else:
         return f"VAPID_SUBJECT {subject!r} must start with mailto: or https://."
     if PLACEHOLDER_DOMAINS.search(host.lower().rstrip(".")):
-        return (
-            f"VAPID_SUBJECT {subject!r} is a placeholder: Apple's push service refuses it"
-            " (403 BadJwtToken). Set a mailto: or https: address people can reach."
-        )
+        return _placeholder(subject)
     return None
+
+
+def _placeholder(subject: str) -> str:
+    return (
+        f"VAPID_SUBJECT {subject!r} is a placeholder: Apple's push service refuses it"
+        " (403 BadJwtToken). Set a mailto: or https: address people can reach."
+    )
 
 
 def _b64url(data: bytes) -> str:
