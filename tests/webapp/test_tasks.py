@@ -324,7 +324,7 @@ def test_today_shows_overdue_due_today_visits_and_complaints_since_yesterday(
     assert "Overdue call" in section("overdue")
     assert "Due later today" in section("due") and "Visit the shop" not in section("due")
     assert "Visit the shop" in section("visits")
-    assert "Next week" not in page and "Not mine" not in page
+    assert "Next week" in section("coming") and "Not mine" not in page
     assert "Broken again, angry" in section("complaints")
     assert "Old complaint" not in page and "Lovely service" not in page
     assert "Their complaint" not in page

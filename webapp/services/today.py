@@ -1,6 +1,7 @@
 """Today: where a rep or a manager starts the day. Their overdue and due-today tasks,
-the visits planned for today, the deals that need them, and their own contacts who
-complained in public since yesterday, all in the user's own zone."""
+the visits planned for today, what is coming in the week after, the deals that need
+them, and their own contacts who complained in public since yesterday, all in the
+user's own zone."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from webapp.services.tasks import day_bounds
 
 # Each section is a short list to act on, with a link to the whole.
 SECTION_LIMIT = 50
+# What is coming after today (the follow-ups just set, say), briefly.
+COMING_DAYS = 7
+COMING_LIMIT = 10
 COMPLAINT_LIMIT = 20
 
 
@@ -26,6 +30,7 @@ class Today:
     overdue: list[Task] = field(default_factory=list)
     due_today: list[Task] = field(default_factory=list)
     visits: list[Task] = field(default_factory=list)
+    coming: list[Task] = field(default_factory=list)
     deals: list[Any] = field(default_factory=list)
     deals_ready: bool = False
     complaints: list[Mention] = field(default_factory=list)
@@ -65,6 +70,20 @@ def today(session: Session, user: User, now: datetime, tz: ZoneInfo) -> Today:
             result.visits.append(task)
         elif len(result.due_today) < SECTION_LIMIT:
             result.due_today.append(task)
+    result.coming = list(
+        session.scalars(
+            select(Task)
+            .options(joinedload(Task.contact))
+            .where(
+                Task.assignee_id == user.id,
+                Task.status == "todo",
+                Task.due_at >= end,
+                Task.due_at < end + timedelta(days=COMING_DAYS),
+            )
+            .order_by(Task.due_at, Task.id)
+            .limit(COMING_LIMIT)
+        )
+    )
     result.deals, result.deals_ready = _deals_needing_attention(session, user, now)
     # Since the start of yesterday in the user's zone: yesterday's complaints, and today's.
     result.since = start - timedelta(days=1)
