@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from social import demo
 from social.mention import Mention as Incoming
-from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.conftest import LiveServer, open_place, sign_in
 from webapp.extensions import db
 from webapp.models import Activity, Mention, Source
 from webapp.services import mentions
@@ -407,7 +407,7 @@ def test_admin_adds_a_demo_source_and_watches_a_poll_complete(live_server, page,
     admin = live_server.add_user("admin", name="Ada Admin")
     sign_in(page, live_server, admin.email, admin.password)
 
-    page.get_by_role("banner").get_by_role("link", name="Sources").tap()
+    open_place(page, "Sources")
     expect(page).to_have_url(f"{live_server.url}/sources/")
     expect(page.locator("main")).to_contain_text("No sources yet.")
     page.get_by_label("Add a source").select_option(label="Demo (sample mentions)")

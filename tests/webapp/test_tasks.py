@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import Contact, Mention, Task
+from webapp.models import Contact, Mention, Task, User
 from webapp.models.base import utcnow
 from webapp.services import tasks
 
@@ -329,3 +329,25 @@ def test_today_shows_overdue_due_today_visits_and_complaints_since_yesterday(
     assert "Old complaint" not in page and "Lovely service" not in page
     assert "Their complaint" not in page
     assert Contact  # the contacts above are the rep's and the other rep's
+
+
+def test_the_demo_rep_lands_on_a_full_today(app, client):
+    from tests.conftest import sign_in
+    from webapp.services import demo
+
+    with app.app_context():
+        demo.seed(db.session, contacts=40)
+        db.session.commit()
+        rep = db.session.scalar(select(User).where(User.role == "rep"))
+        db.session.expunge(rep)
+    assert sign_in(client, rep, demo.PASSWORD).status_code == 303
+    page = client.get("/today").get_data(as_text=True)
+    sections = {
+        name: page.split(f'id="g-{name}"')[1].split("</section>")[0]
+        for name in ("overdue", "due", "visits", "coming")
+    }
+    assert "Call back about the delivery delay" in sections["overdue"]
+    # Due in two hours, or (seeded just before midnight) a little earlier today.
+    assert "Visit the showroom" in sections["visits"] + sections["overdue"]
+    assert "Renewal conversation" in sections["coming"]
+    assert 'aria-label="2 unread"' in page

@@ -208,7 +208,7 @@ def subscribe(
 
 def unsubscribe(session: Session, user: User, endpoint: object) -> int:
     """Forget the user's subscription at endpoint; how many were removed."""
-    if not isinstance(endpoint, str):
+    if not isinstance(endpoint, str) or text_problem(endpoint, 1000):
         return 0
     result = session.execute(
         delete(PushSubscription).where(

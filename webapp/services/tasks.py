@@ -377,7 +377,10 @@ def target(
 
 
 def for_contact(session: Session, user: User, contact) -> list[Task]:
-    """The contact's open tasks the user may see, by due time."""
+    """The contact's open tasks the user may see, by due time (none for a role that
+    sees no tasks)."""
+    if not can(user, "task.view"):
+        return []
     stmt = (
         select(Task)
         .where(Task.contact_id == contact.id, Task.status == "todo")

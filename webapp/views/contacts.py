@@ -12,7 +12,7 @@ from webapp.extensions import db
 from webapp.htmx import render, wants_fragment
 from webapp.inputs import id_field
 from webapp.models.activities import KIND_LABELS
-from webapp.services import activities, contact_search, contacts, once
+from webapp.services import activities, contact_search, contacts, once, tasks
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 from webapp.views import form_data, home_for, undo_flash
@@ -92,6 +92,7 @@ def _show_context(contact, before: int | None = None, form: dict | None = None) 
         "timeline": activities.timeline(db.session, current_user, contact, before=before),
         "activity_form": form or {"uuid": activities.new_uuid()},
         "activity_errors": {},
+        "contact_tasks": tasks.for_contact(db.session, current_user, contact),
     }
 
 
