@@ -25,6 +25,7 @@ const SHELL = [
   "/static/js/app.js",
   "/static/js/nav.js",
   "/static/js/tasks.js",
+  "/static/js/push.js",
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
   "/static/icons/maskable-512.png",
