@@ -17,8 +17,8 @@ from webapp.models import Contact, Mention, Task, User
 from webapp.services.permissions import require
 from webapp.services.tasks import day_bounds
 
-# Each section is a short list to act on, with a link to the whole.
-SECTION_LIMIT = 50
+# Each section is a short list to act on; the task list has the whole.
+SECTION_LIMIT = 15
 # What is coming after today (the follow-ups just set, say), briefly.
 COMING_DAYS = 7
 COMING_LIMIT = 10
@@ -35,6 +35,7 @@ class Today:
     deals_ready: bool = False
     complaints: list[Mention] = field(default_factory=list)
     since: datetime | None = None
+    limit: int = SECTION_LIMIT
 
 
 def _deals_needing_attention(session: Session, user: User, now: datetime) -> tuple[list, bool]:
@@ -55,18 +56,26 @@ def today(session: Session, user: User, now: datetime, tz: ZoneInfo) -> Today:
     require(user, "today.view")
     start, end = day_bounds(now, tz)
     result = Today()
-    open_tasks = session.scalars(
+    mine = (Task.assignee_id == user.id, Task.status == "todo")
+    # The latest overdue first: a rep who fell behind sees what slipped last, not the
+    # oldest of hundreds; the task list has them all.
+    result.overdue = list(
+        session.scalars(
+            select(Task)
+            .options(joinedload(Task.contact))
+            .where(*mine, Task.due_at < start)
+            .order_by(Task.due_at.desc(), Task.id.desc())
+            .limit(SECTION_LIMIT)
+        )
+    )
+    for task in session.scalars(
         select(Task)
         .options(joinedload(Task.contact))
-        .where(Task.assignee_id == user.id, Task.status == "todo", Task.due_at < end)
+        .where(*mine, Task.due_at >= start, Task.due_at < end)
         .order_by(Task.due_at, Task.id)
-        .limit(SECTION_LIMIT * 3)
-    )
-    for task in open_tasks:
-        if task.due_at < start:
-            if len(result.overdue) < SECTION_LIMIT:
-                result.overdue.append(task)
-        elif task.kind == "visit":
+        .limit(SECTION_LIMIT * 2)
+    ):
+        if task.kind == "visit":
             result.visits.append(task)
         elif len(result.due_today) < SECTION_LIMIT:
             result.due_today.append(task)
