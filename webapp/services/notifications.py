@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from webapp.models import Notification, Task, User
 from webapp.models.base import utcnow
@@ -61,6 +62,7 @@ def due_unreminded(session: Session, now: datetime, limit: int = CLAIM_BATCH) ->
     reminded = aliased(Notification)
     stmt = (
         select(Task)
+        .options(joinedload(Task.contact))
         .where(
             Task.status == "todo",
             Task.due_at <= now,
@@ -81,24 +83,36 @@ def due_unreminded(session: Session, now: datetime, limit: int = CLAIM_BATCH) ->
 
 
 def claim_reminders(session: Session, tasks: list[Task], task_url) -> list[int]:
-    """Claim the reminder of each task; the ids of the rows this call inserted (only
-    these are pushed by the caller). task_url(task) is where the notification opens."""
-    claimed = []
+    """Claim the reminder of each task in one statement; the ids of the rows this call
+    inserted (only these are pushed by the caller: a key stored already, by an earlier
+    run or another sweep at the same moment, is skipped by the database). task_url(task)
+    is where the notification opens."""
+    if not tasks:
+        return []
+    now = utcnow()
+    rows = []
     for task in tasks:
         when = task.due_at.astimezone(zone(task.time_zone)).strftime("%H:%M")
-        row = add(
-            session,
-            task.assignee_id,
-            reminder_key(task),
-            "task-due",
-            task.title,
-            f"Due {when}" + (f" · {task.contact.name}" if task.contact else ""),
-            task_url(task),
-            task.id,
+        rows.append(
+            {
+                "user_id": task.assignee_id,
+                "key": reminder_key(task),
+                "kind": "task-due",
+                "title": task.title[:200],
+                "body": f"Due {when}" + (f" · {task.contact.name}" if task.contact else ""),
+                "url": task_url(task)[:500],
+                "task_id": task.id,
+                "created_at": now,
+            }
         )
-        if row is not None:
-            claimed.append(row.id)
-    return claimed
+    insert = (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
+    statement = (
+        insert(Notification)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(Notification.id)
+    )
+    return list(session.scalars(statement))
 
 
 def unpushed(session: Session, before: datetime, limit: int = CLAIM_BATCH) -> list[int]:
