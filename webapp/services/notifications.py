@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 
 from webapp.models import Notification, Task, User
 from webapp.models.base import utcnow
+from webapp.models.tasks import OPEN
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
 from webapp.services.tasks import zone
@@ -64,7 +65,7 @@ def due_unreminded(session: Session, now: datetime, limit: int = CLAIM_BATCH) ->
         select(Task)
         .options(joinedload(Task.contact))
         .where(
-            Task.status == "todo",
+            OPEN,
             Task.due_at <= now,
             Task.due_at > now - REMIND_LOOKBACK,
             Task.created_at <= Task.due_at,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from webapp.models import Deal, Task, User
 from webapp.models.base import utcnow
-from webapp.models.tasks import TASK_KINDS
+from webapp.models.tasks import OPEN, TASK_KINDS
 from webapp.services.contacts import get_contact
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import can, require
@@ -299,7 +299,7 @@ def list_tasks(session: Session, user: User, now: datetime, tz: ZoneInfo) -> Tas
     start, end = day_bounds(now, tz)
     open_tasks = session.scalars(
         select(Task)
-        .where(Task.assignee_id == user.id, Task.status == "todo")
+        .where(Task.assignee_id == user.id, OPEN)
         .order_by(Task.due_at, Task.id)
         .limit(LIST_LIMIT)
     )

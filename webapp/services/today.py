@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from webapp.models import Contact, Mention, Task, User
+from webapp.models.tasks import OPEN
 from webapp.services.permissions import require
 from webapp.services.tasks import day_bounds
 
@@ -56,7 +57,7 @@ def today(session: Session, user: User, now: datetime, tz: ZoneInfo) -> Today:
     require(user, "today.view")
     start, end = day_bounds(now, tz)
     result = Today()
-    mine = (Task.assignee_id == user.id, Task.status == "todo")
+    mine = (Task.assignee_id == user.id, OPEN)
     # The latest overdue first: a rep who fell behind sees what slipped last, not the
     # oldest of hundreds; the task list has them all.
     result.overdue = list(
@@ -85,7 +86,7 @@ def today(session: Session, user: User, now: datetime, tz: ZoneInfo) -> Today:
             .options(joinedload(Task.contact))
             .where(
                 Task.assignee_id == user.id,
-                Task.status == "todo",
+                OPEN,
                 Task.due_at >= end,
                 Task.due_at < end + timedelta(days=COMING_DAYS),
             )
