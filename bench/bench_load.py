@@ -143,8 +143,11 @@ def loadavg() -> str:
 # --------------------------------------------------------------------------- data
 
 
-# Where a sign-in leads each role: support to the inbox, the others to the contact list.
-HOME = {"support": "/inbox/"} | dict.fromkeys(("admin", "manager", "rep", "marketer"), "/contacts")
+# Where a sign-in leads each role: reps and managers to Today, support to the inbox, the
+# others to the contact list.
+HOME = {"support": "/inbox/", "rep": "/today", "manager": "/today"} | dict.fromkeys(
+    ("admin", "marketer"), "/contacts"
+)
 
 
 def role_counts(n: int) -> dict[str, int]:

@@ -17,6 +17,8 @@ const SHELL = [
   "/static/js/htmx-4.0.1.min.js",
   "/static/js/offline.js",
   "__PAGE_SCRIPT__",
+  "/static/js/tasks.js",
+  "/static/js/push.js",
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
   "/static/icons/maskable-512.png",
@@ -147,4 +149,44 @@ self.addEventListener("message", (event) => {
   if (event.data === "quiet") {
     event.waitUntil(self.Offline.quiet().catch(() => {}).then(() => event.ports[0].postMessage("quiet")));
   }
+});
+
+// A reminder pushed by the server: shown with the notification's key as its tag, so the
+// same reminder delivered twice is one notification; open pages hear of it (the badge).
+self.addEventListener("push", (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    data = { title: event.data.text() };
+  }
+  const title = data.title || "Field CRM";
+  event.waitUntil((async () => {
+    await self.registration.showNotification(title, {
+      body: data.body || "",
+      tag: data.tag || undefined,
+      data: { url: data.url || "/notifications" },
+      icon: "/static/icons/icon-192.png",
+      badge: "/static/icons/icon-192.png",
+    });
+    for (const client of await self.clients.matchAll({ type: "window" })) {
+      client.postMessage({ type: "push", tag: data.tag || "", title });
+    }
+  })());
+});
+
+// A tap on it opens what it is about: in a window of the app already open, else a new one.
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const target = new URL((event.notification.data || {}).url || "/notifications", self.location.origin);
+  if (target.origin !== self.location.origin) return;
+  event.waitUntil((async () => {
+    for (const client of await self.clients.matchAll({ type: "window", includeUncontrolled: true })) {
+      if ("navigate" in client) {
+        await client.focus();
+        return client.navigate(target.href);
+      }
+    }
+    return self.clients.openWindow(target.href);
+  })());
 });

@@ -53,8 +53,24 @@ def create_app(test_config: dict | None = None) -> Flask:
     cli.init_app(app)
     templating.init_app(app)
 
-    from webapp.views import api, auth, contacts, deals, demo, inbox, pwa, sources, sync, users
+    from webapp.views import (
+        api,
+        auth,
+        contacts,
+        deals,
+        demo,
+        inbox,
+        notifications,
+        pwa,
+        sources,
+        sync,
+        tasks,
+        today,
+        users,
+    )
 
-    for module in (auth, contacts, deals, inbox, sources, users, api, sync, pwa, demo):
+    for module in (auth, today, contacts, deals, tasks, inbox, notifications, sources, users):
+        app.register_blueprint(module.bp)
+    for module in (api, sync, pwa, demo):
         app.register_blueprint(module.bp)
     return app

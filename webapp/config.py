@@ -69,6 +69,13 @@ def instance_path(default: Path) -> str:
     return os.environ.get("INSTANCE_PATH") or str(default)
 
 
+# The push services of Chrome and Android, Firefox, Safari and Edge (a host or any host
+# under it).
+PUSH_SERVICE_HOSTS = (
+    "fcm.googleapis.com,updates.push.services.mozilla.com,push.apple.com,notify.windows.com"
+)
+
+
 def port() -> int:
     """PORT: the port `crm up` and the Procfile's gunicorn listen on."""
     return int(os.environ.get("PORT", "8000"))
@@ -132,4 +139,12 @@ def from_environment(instance_path: str) -> dict:
         "MASTODON_TOKEN_HOSTS": _hosts("MASTODON_TOKEN_HOSTS"),
         "BLUESKY_APP_PASSWORD": _secret("BLUESKY_APP_PASSWORD"),
         "BLUESKY_PASSWORD_HOSTS": _hosts("BLUESKY_PASSWORD_HOSTS", "bsky.social"),
+        # Web Push: our own VAPID key pair (unset: made once and kept in the database),
+        # the contact push services may write to, and the push services subscriptions
+        # may point at (a subscription names the address the workers will post to).
+        "VAPID_PRIVATE_KEY": _secret("VAPID_PRIVATE_KEY"),
+        "VAPID_SUBJECT": (os.environ.get("VAPID_SUBJECT") or "").strip(),
+        "PUSH_SERVICE_HOSTS": _hosts("PUSH_SERVICE_HOSTS", PUSH_SERVICE_HOSTS),
+        "PUSH_TTL_SECONDS": int(os.environ.get("PUSH_TTL_SECONDS", str(12 * 3600))),
+        "PUSH_TIMEOUT_SECONDS": float(os.environ.get("PUSH_TIMEOUT_SECONDS", "10")),
     }

@@ -10,12 +10,16 @@ from flask import Flask, request, url_for
 from flask_login import current_user
 
 from social import networks, sentiment
+from webapp.extensions import db
 from webapp.models.activities import KIND_LABELS
+from webapp.models.base import utcnow
 from webapp.models.deals import LOST_REASONS, STAGE_KINDS
 from webapp.models.sources import SOURCE_KIND_LABELS
+from webapp.models.tasks import TASK_KINDS, TASK_STATUSES
 from webapp.models.users import ROLE_LABELS
-from webapp.services import money, once
+from webapp.services import money, notifications, once
 from webapp.services.permissions import can
+from webapp.services.tasks import FOLLOW_UPS, zone
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,12 @@ class Place:
 
 # In the order they appear; each role's own start page goes first.
 PLACES = (
+    Place("today.index", "Today", "today", "today.view"),
     Place("contacts.index", "Contacts", "contacts", "contact.view"),
     Place("deals.index", "Deals", "deals", "deal.view"),
     Place("inbox.index", "Inbox", "inbox", "mention.view"),
+    Place("tasks.index", "Tasks", "tasks", "task.view"),
+    Place("notifications.index", "Notifications", "bell", "notification.view"),
     Place("sources.index", "Sources", "sources", "source.view"),
     Place("users.index", "Users", "users", "user.view"),
     Place("users.audit_log", "Audit log", "audit", "audit.view"),
@@ -67,6 +74,18 @@ def may(action: str, obj: Any = None) -> bool:
     return can(current_user, action, obj)
 
 
+def user_zone():
+    """The zone this browser reported (a cookie app.js sets), else UTC."""
+    return zone(request.cookies.get("tz"))
+
+
+def unread_notifications() -> int:
+    """How many notifications the signed-in user has not read (the badge by its place)."""
+    if not current_user.is_authenticated:
+        return 0
+    return notifications.unread_count(db.session, current_user)
+
+
 def icon_url(name: str) -> str:
     """The address of an icon in the sprite."""
     return f"{url_for('static', filename='icons/sprite.svg')}#{name}"
@@ -83,6 +102,14 @@ def money_totals(totals: dict[str, int]) -> str:
     if not totals:
         return "0"
     return " + ".join(money.format_money(v, c) for c, v in sorted(totals.items()))
+
+
+def local_time(moment, tz=None, fmt: str = "%a %d %b, %H:%M") -> str:
+    """A UTC moment as the clock reads in zone tz (a name or a ZoneInfo; UTC when none)."""
+    if moment is None:
+        return ""
+    tz = zone(tz) if tz is None or isinstance(tz, str) else tz
+    return moment.astimezone(tz).strftime(fmt)
 
 
 def init_app(app: Flask) -> None:
@@ -103,5 +130,13 @@ def init_app(app: Flask) -> None:
     app.add_template_global(SOURCE_KIND_LABELS, "SOURCE_KIND_LABELS")
     app.add_template_global(sentiment.LABELS, "SENTIMENT_LABELS")
     app.add_template_global(nav)
+    app.add_template_global(unread_notifications)
+    app.add_template_global(utcnow, "now_utc")
+    app.add_template_global(user_zone)
+    app.add_template_global(TASK_KINDS, "TASK_KINDS")
+    app.add_template_global(FOLLOW_UPS, "FOLLOW_UPS")
+    app.add_template_filter(lambda kind: TASK_KINDS.get(kind, kind), "task_kind")
+    app.add_template_filter(lambda status: TASK_STATUSES.get(status, status), "task_status")
+    app.add_template_filter(local_time)
     app.add_template_global(icon_url)
     app.add_template_global(once.new_key, "new_form_key")

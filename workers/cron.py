@@ -107,6 +107,8 @@ def build(connection: Redis, logging_level: int | str = logging.INFO) -> LockedC
     scheduler = LockedCronScheduler(connection=connection, logging_level=logging_level)
     # Sources have intervals of their own: this only finds the due ones and queues them.
     scheduler.register(jobs.dispatch_polls, "default", interval=15)
+    # Reminders go out within this many seconds of their due time (see send_reminders).
+    scheduler.register(jobs.send_reminders, "high", interval=10)
     scheduler.register(jobs.purge_login_failures, "low", interval=3600)
     scheduler.register(jobs.purge_deleted_contacts, "low", interval=24 * 3600)
     scheduler.register(jobs.purge_deleted_sources, "low", interval=24 * 3600)

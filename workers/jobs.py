@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -24,10 +26,11 @@ from social.mention import FetchResult
 from webapp.extensions import db
 from webapp.models import Contact, Source
 from webapp.models.base import utcnow
-from webapp.services import auth, contacts, mentions, once, polls, sources
+from webapp.services import auth, contacts, mentions, notifications, once, polls, push, sources
 from workers import queues
 from workers.worker import in_place
 
+log = logging.getLogger(__name__)
 PURGE_AFTER = timedelta(days=30)
 LOGIN_FAILURE_TTL = timedelta(days=1)
 
@@ -247,3 +250,67 @@ def ingest_mentions(
         db.session.rollback()
         raise
     return outcome.counts()
+
+
+REMINDER_LOCK = "crm:reminders"
+# Outlives one sweep (it stops claiming after REMINDER_BUDGET): a dead sweeper's lock
+# frees itself, and the next sweep pushes what it had claimed.
+REMINDER_LOCK_TTL = 300
+REMINDER_BUDGET = 50.0
+
+
+def send_reminders() -> dict[str, int]:
+    """Remind every task that fell due: claim its notification (the row's unique key is
+    the claim: a retried job, or a second sweep at the same moment, inserts nothing and
+    so pushes nothing), commit, then push only the rows claimed here and mark them
+    pushed. Run by the scheduler every few seconds, one sweep at a time; a sweep first
+    pushes what a dead one claimed and never pushed (a push may then arrive twice; its
+    tag, the notification's key, folds the two into one on the phone)."""
+    job = get_current_job()
+    owner = job.id if job else f"inline-{uuid.uuid4().hex}"
+    connection = job.connection if job else queues.connect(current_app.config["REDIS_URL"])
+    if not queues.hold_lock(connection, REMINDER_LOCK, owner, REMINDER_LOCK_TTL):
+        return {"claimed": 0, "delivered": 0, "skipped": 1}
+    counts = {"claimed": 0, "delivered": 0, "gone": 0, "failed": 0}
+    started = time.monotonic()
+    try:
+        try:
+            sender = push.Sender(db.session, current_app.config)
+        except push.PushNotReady as exc:
+            log.warning("reminders are not pushed: %s", exc)
+            sender = None
+        db.session.commit()
+        try:
+            if sender:
+                _push(sender, notifications.unpushed(db.session, utcnow()), counts)
+            while time.monotonic() - started < REMINDER_BUDGET:
+                due = notifications.due_unreminded(db.session, utcnow())
+                claimed = notifications.claim_reminders(db.session, due, _task_url)
+                db.session.commit()
+                counts["claimed"] += len(claimed)
+                if sender:
+                    _push(sender, claimed, counts)
+                if len(due) < notifications.CLAIM_BATCH:
+                    break
+        finally:
+            if sender:
+                sender.close()
+        return counts
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        queues.release_lock(connection, REMINDER_LOCK, owner)
+
+
+def _push(sender: push.Sender, ids: list[int], counts: dict[str, int]) -> None:
+    for start in range(0, len(ids), 100):
+        sent = sender.send(db.session, ids[start : start + 100])
+        db.session.commit()
+        counts["delivered"] += sent.delivered
+        counts["gone"] += sent.gone
+        counts["failed"] += sent.failed
+
+
+def _task_url(task) -> str:
+    return f"/tasks/{task.id}"

@@ -116,6 +116,8 @@
     document.addEventListener("DOMContentLoaded", start);
     document.addEventListener("htmx:after:swap", () => page().catch(() => {}));
     window.addEventListener("online", () => sync());
+    // Another script put an entry in the outbox (tasks.js: a task ticked done).
+    document.addEventListener("fieldcrm:queued", () => sync());
     window.addEventListener("offline", () => render());
     document.addEventListener("visibilitychange", () => document.visibilityState === "visible" && sync());
     const input = () => $("#q") && !online() && enabled && search($("#contact-list"), $("#q").value);

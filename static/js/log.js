@@ -58,6 +58,13 @@
       return say(form, `This phone could not keep the ${label.toLowerCase()}: try again.`, "error");
     }
     await timeline();
+    // The follow-up chips, for this entry (a new key: each chip form makes one task).
+    const chips = $("#follow-up");
+    if (chips && chips.elements) {
+      chips.elements.uuid.value = uuid();
+      chips.elements.kind.value = kind;
+      chips.hidden = false;
+    }
     const later = `${label} saved on this phone; it will be sent when there is signal.`;
     if (!online()) {
       self.Sync.background();

@@ -1,8 +1,31 @@
-/* Field CRM page moves: the CSRF header on every htmx request, and back to a long list
-   as far as it was loaded and scrolled. */
+/* Field CRM page moves: the CSRF header on every htmx request, back to a long list as
+   far as it was loaded and scrolled, the phone's zone for the server, and the unread
+   badge counting a reminder pushed while the app is open. */
 (() => {
   "use strict";
   const { $ } = self.Dom;
+
+  // The phone's zone, for the server to show and take times in it (a task's due time).
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  if (zone) document.cookie = `tz=${encodeURIComponent(zone)}; path=/; max-age=31536000; SameSite=Lax`;
+  const zones = () => {
+    for (const input of document.querySelectorAll("input[data-local-zone]")) {
+      if (!input.value || !("keep" in input.dataset)) input.value = zone;
+    }
+  };
+  document.addEventListener("DOMContentLoaded", zones);
+  document.addEventListener("htmx:after:swap", zones);
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", (evt) => {
+      if (!evt.data || evt.data.type !== "push") return;
+      for (const link of document.querySelectorAll('a[href="/notifications"]')) {
+        const badge = $(".unread-count", link) || link.appendChild(self.Dom.h("span", { className: "unread-count" }));
+        badge.textContent = String((Number(badge.textContent) || 0) + 1);
+        badge.setAttribute("aria-label", `${badge.textContent} unread`);
+      }
+    });
+  }
 
   document.addEventListener("htmx:config:request", (evt) => {
     const meta = document.querySelector('meta[name="csrf-token"]');

@@ -21,6 +21,7 @@
   const DAY = 864e5;
   const PREFETCH_EVERY = 6 * 36e5;
   const KEYS = { outbox: "uuid", pages: "url", meta: "key" };
+  const TASK_PAGES = ["/today", "/tasks"];
   const channel = self.BroadcastChannel ? new BroadcastChannel("fieldcrm-sync") : null;
   const changed = () => channel && channel.postMessage("changed");
   let opening = null;
@@ -124,10 +125,13 @@
           let r;
           let data;
           try {
-            r = await request("/api/activities", {
+            // A task ticked done is its own kind of entry; everything else is an activity.
+            const tick = e.kind === "task-done";
+            r = await request(tick ? "/api/tasks/done" : "/api/activities", {
               method: "POST",
               headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-              body: JSON.stringify({ uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt }),
+              body: JSON.stringify(tick ? { uuid: e.uuid, task_id: e.taskId, done_at: e.occurredAt }
+                : { uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt }),
             });
             data = await json(r);
           } catch { problem = "offline"; break; }
@@ -153,7 +157,8 @@
       await setMeta("sync", problem ? { problem, detail, at: now } : { problem: null, detail: "", at: now, ...ok });
       changed();
       // Within the batch, so nothing of it is still on its way when quiet() returns.
-      if (sent.length) await refresh([...new Set(sent.map((e) => e.contactId))]).catch(() => {});
+      const urls = sent.map((e) => (e.kind === "task-done" ? TASK_PAGES : [`/contacts/${e.contactId}`])).flat();
+      if (sent.length) await refresh([...new Set(urls)]).catch(() => {});
       return { sent: sent.length, problem };
     };
     return self.navigator.locks ? navigator.locks.request("fieldcrm-outbox", run) : run();
@@ -243,14 +248,20 @@
       if (!cacheable(page)) continue;
       await keep(c.url, page, { own: true, contact: { id: c.id, name: c.name, company: c.company, phone: c.phone } }, start);
     }
+    // Today and the task list too, kept like own contacts (never pushed out by recent pages).
+    for (const path of TASK_PAGES) {
+      if (start !== epoch) return;
+      const page = await fetch(path, { credentials: "same-origin", redirect: "follow" }).catch(() => null);
+      if (cacheable(page)) await keep(path, page, { own: true }, start);
+    }
     if (start === epoch) await setMeta("prefetch", { at: Date.now(), userId: data.user_id });
   }
 
-  // After entries were stored, refresh the kept pages of their contacts.
-  async function refresh(contactIds) {
+  // After entries were stored, refresh the kept pages they changed.
+  async function refresh(paths) {
     const start = epoch;
-    for (const id of contactIds) {
-      const url = absolute(`/contacts/${id}`);
+    for (const path of paths) {
+      const url = absolute(path);
       if (!(await get("pages", url))) continue;
       const page = await fetch(url, { credentials: "same-origin" }).catch(() => null);
       if (cacheable(page)) await keep(url, page, {}, start);

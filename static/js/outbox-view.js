@@ -67,13 +67,13 @@
       await sync();
     };
     const discard = async () => {
-      if (!window.confirm(`Discard this ${(KINDS[e.kind] || "entry").toLowerCase()} for ${e.contactName}? It was never stored.`)) return;
+      if (!window.confirm(`Discard this ${(e.label || KINDS[e.kind] || "entry").toLowerCase()} for ${e.contactName}? It was never stored.`)) return;
       await O.discard(e.uuid);
       const row = $(`#timeline-entries li[data-uuid="${e.uuid}"]`);
       if (row) row.remove();
     };
     return h("li", { className: "sync-item" },
-      h("p", {}, h("strong", { textContent: `${KINDS[e.kind] || e.kind} for ${e.contactName}, ${local.format(new Date(e.occurredAt))}: ` }),
+      h("p", {}, h("strong", { textContent: `${e.label || KINDS[e.kind] || e.kind} for ${e.contactName}, ${local.format(new Date(e.occurredAt))}: ` }),
         h("span", { className: "sync-error", textContent: e.error })),
       time ? h("label", { htmlFor: time.id, textContent: "When it happened" }) : null,
       time,

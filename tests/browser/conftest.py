@@ -275,7 +275,7 @@ def sign_in(page: Page, live_server: LiveServer, email: str, password: str = PAS
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/(contacts|inbox/)$"))
+    expect(page).to_have_url(re.compile(re.escape(live_server.url) + r"/(today|contacts|inbox/)$"))
     expect(page.get_by_role("banner").get_by_role("link", name="Account")).to_be_visible()
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.conftest import LiveServer, open_place, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -74,6 +74,7 @@ def test_hostile_text_is_shown_literally_and_never_runs(live_server, page):
     logout_requests: list[str] = []
     page.on("request", lambda r: "/logout" in r.url and logout_requests.append(r.url))
     sign_in(page, live_server, rep.email, rep.password)
+    open_place(page, "Contacts")  # a rep starts on Today
 
     # The full list page.
     titles = page.locator("#contact-rows .row-title")

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
-from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.conftest import LiveServer, open_place, sign_in
 from webapp.extensions import db
 from webapp.models import Activity
 
@@ -65,6 +65,7 @@ def _activity_count(live_server: LiveServer, contact_id: int) -> int:
 def test_rep_finds_a_contact_and_logs_a_call_in_one_tap(live_server, page):
     rep, alice = _seed(live_server)
     sign_in(page, live_server, rep.email, rep.password)
+    open_place(page, "Contacts")  # a rep starts on Today
     # As `crm up` serves plain http: not Secure (Safari would drop it), HttpOnly and Lax.
     cookie = next(c for c in page.context.cookies() if c["name"] == "crm_session")
     assert not cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
@@ -80,7 +81,7 @@ def test_rep_finds_a_contact_and_logs_a_call_in_one_tap(live_server, page):
     expect(page).to_have_url(f"{live_server.url}/contacts/{alice}")
     expect(page.get_by_role("heading", level=1)).to_have_text("Alice Hartley")
     expect(_entries(page)).to_have_count(1)
-    uuid_before = page.locator("#timeline input[name=uuid]").input_value()
+    uuid_before = page.locator("#timeline form.log input[name=uuid]").input_value()
 
     call = page.locator("#timeline").get_by_role("button", name="Call", exact=True)
     box = call.bounding_box()
@@ -93,7 +94,7 @@ def test_rep_finds_a_contact_and_logs_a_call_in_one_tap(live_server, page):
     expect(_entries(page).first).to_contain_text("Rita Rep")
     expect(_entries(page).nth(1).locator(".kind")).to_have_text("Visit")
     # The swapped-in form carries a new client UUID, so the next tap is a new entry.
-    assert page.locator("#timeline input[name=uuid]").input_value() != uuid_before
+    assert page.locator("#timeline form.log input[name=uuid]").input_value() != uuid_before
     assert _activity_count(live_server, alice) == 2
 
     manifest = page.locator('head link[rel="manifest"]')
@@ -109,6 +110,7 @@ def test_rep_finds_a_contact_and_logs_a_call_in_one_tap(live_server, page):
 def test_active_search_matches_phone_digits_and_company(live_server, page):
     rep, _ = _seed(live_server)
     sign_in(page, live_server, rep.email, rep.password)
+    open_place(page, "Contacts")
     page.evaluate("window.__samePage = true")
 
     _search(page, "7946", shows=["Alice Hartley"], hides=["Bob Stone", "Carla Mendes"])
@@ -141,6 +143,7 @@ def test_search_and_logging_work_as_plain_forms_without_javascript(live_server, 
     rep, alice = _seed(live_server)
     page = new_page(java_script_enabled=False)
     sign_in(page, live_server, rep.email, rep.password)
+    open_place(page, "Contacts")
 
     page.get_by_role("searchbox", name="Search contacts").fill("hartl")
     page.get_by_role("button", name="Search").click()
@@ -154,7 +157,8 @@ def test_search_and_logging_work_as_plain_forms_without_javascript(live_server, 
     page.get_by_label("What happened?").fill("Met at the depot")
     page.locator("#timeline").get_by_role("button", name="Visit", exact=True).click()
 
-    expect(page).to_have_url(f"{live_server.url}/contacts/{alice}#timeline")
+    # ?logged= offers the follow-up chips for the entry just logged.
+    expect(page).to_have_url(f"{live_server.url}/contacts/{alice}?logged=visit#timeline")
     expect(page.locator(".flashes")).to_contain_text("Visit logged.")
     expect(_entries(page)).to_have_count(2)
     expect(_entries(page).first.locator(".kind")).to_have_text("Visit")

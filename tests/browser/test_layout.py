@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from social.mention import Mention as Incoming
-from tests.browser.conftest import LiveServer, sign_in
+from tests.browser.conftest import LiveServer, open_place, sign_in
 from webapp.extensions import db
 from webapp.services import contacts, mentions
 
@@ -137,6 +137,7 @@ def test_back_returns_to_the_same_place_in_a_long_list(live_server, page):
     for i in range(130):
         live_server.add_contact(rep, name=f"Person {i:03d}")
     sign_in(page, live_server, rep.email, rep.password)
+    open_place(page, "Contacts")  # a rep starts on Today
     rows = page.locator("#contact-rows > li[data-id]")
     expect(rows).to_have_count(50)
     for loaded in (100, 130):
@@ -232,4 +233,57 @@ def test_a_desktop_board_puts_the_stages_side_by_side(live_server: LiveServer, n
     boxes = [columns.nth(i).bounding_box() for i in range(4)]
     assert all(abs(b["y"] - boxes[0]["y"]) < 2 for b in boxes)
     assert all(a["x"] + a["width"] <= b["x"] for a, b in pairwise(boxes))
+
+
+def _long_task(live_server: LiveServer, owner, contact_id: int, **fields) -> int:
+    from uuid import uuid4
+
+    from webapp.models import Task
+    from webapp.models.base import utcnow
+
+    with live_server.app.app_context():
+        task = Task(
+            uuid=str(uuid4()),
+            title=LONG_WORD,
+            notes=LONG_WORD,
+            due_at=utcnow(),
+            assignee_id=owner.id,
+            created_by_id=owner.id,
+            contact_id=contact_id,
+            **fields,
+        )
+        db.session.add(task)
+        db.session.commit()
+        return task.id
+
+
+def test_today_tasks_and_notifications_fit_a_360px_phone(live_server, new_page):
+    page = new_page(**SMALL_PHONE)
+    rep = live_server.add_user("rep")
+    contact_id = live_server.add_contact(rep, name=LONG_WORD, phone="+44 20 7946 3999")
+    task_id = _long_task(live_server, rep, contact_id)
+    _long_task(live_server, rep, contact_id, kind="visit")
+    sign_in(page, live_server, rep.email, rep.password)
+    for path in ("/today", "/tasks", "/tasks/new", f"/tasks/{task_id}", "/notifications"):
+        page.goto(f"{live_server.url}{path}")
+        no_sideways_scroll(page)
+    page.goto(f"{live_server.url}/today")
+    tick = page.get_by_role("button", name=re.compile("^Done: ")).first
+    assert uncovered(page, tick)
+    assert tick.bounding_box()["height"] >= 44
+    admin = new_page(**SMALL_PHONE)
+    boss = live_server.add_user("admin")
+    sign_in(admin, live_server, boss.email, boss.password)
+    admin.goto(f"{live_server.url}/push")
+    expect(admin.get_by_role("alert")).to_contain_text("VAPID_SUBJECT is not set")
+    no_sideways_scroll(admin)
+
+
+def test_a_desktop_puts_todays_sections_side_by_side(live_server, new_page):
+    page = new_page(viewport={"width": 1280, "height": 900}, is_mobile=False, has_touch=False)
+    rep = live_server.add_user("rep")
+    sign_in(page, live_server, rep.email, rep.password)
+    overdue = page.locator("#g-overdue").bounding_box()
+    due = page.locator("#g-due").bounding_box()
+    assert due["x"] > overdue["x"] + overdue["width"] and abs(due["y"] - overdue["y"]) < 5
     no_sideways_scroll(page, 1280)

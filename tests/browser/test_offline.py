@@ -197,7 +197,7 @@ def test_twenty_entries_logged_offline_survive_a_restart_and_are_stored_exactly_
     page = phone()
     sign_in(page, live_server, rep.email)
     controlled(page)
-    page.reload()  # the list, now through the service worker, is kept too
+    page.goto(f"{url}/contacts")  # the list, now through the service worker, is kept too
     # The rep's own contacts are saved for offline use without being opened.
     eventually(lambda: len(saved_contacts(page)) == 3, what="own contacts saved")
 

@@ -34,7 +34,8 @@ FIELDS = (
     "query instance tag handle service url monthly_cap_usd secret batch q after before "
     "source label matched mine since polling occurred_at amount currency stage_id "
     "expected_close next_step from_stage prev_id next_id lost_reason lost_note move_to "
-    "position probability rotting_days"
+    "position probability rotting_days title due_date due_time time_zone "
+    "assignee_id deal_id preset logged"
 ).split()
 HOSTILE_JSON = [
     b"1",
@@ -55,6 +56,13 @@ HOSTILE_JSON = [
         {"contact_id": 1, "kind": {}, "body": [], "uuid": 5, "occurred_at": 7, "x": None}
     ).encode(),
     json.dumps({"contact_id": True, "kind": "call", "body": {"a": 1}}).encode(),
+    # A task ticked on a phone, and a push subscription, with wrong types and values.
+    json.dumps({"task_id": MAX_ID + 1, "done_at": "2026-01-01T00:00:00Z", "uuid": "x"}).encode(),
+    json.dumps({"task_id": [], "done_at": {}, "uuid": None}).encode(),
+    b'{"task_id": 1, "done_at": "\\ud800", "uuid": "7c9e6679-7425-40de-944b-e07fc1f90ae7"}',
+    json.dumps({"endpoint": 5, "keys": []}).encode(),
+    json.dumps({"endpoint": "https://fcm.googleapis.com/\u0000", "keys": {"p256dh": 1}}).encode(),
+    b'{"endpoint": "https://fcm.googleapis.com/x\\ud800", "keys": {"p256dh": "", "auth": ""}}',
 ]
 # Routes that end the session come last, so the walk stays signed in until then.
 LAST = ("auth.logout", "auth.sign_out_everywhere")
@@ -130,9 +138,12 @@ def test_out_of_range_ids_are_not_found(client, login, make_user):
         f"/inbox/{2**63}",
         f"/sources/{MAX_ID + 1}",
         f"/contacts/{'9' * 40}/edit",
+        f"/tasks/{MAX_ID + 1}",
+        f"/notifications/{2**63}",
     ):
         assert client.get(path).status_code == 404, path
     assert client.post(f"/users/{MAX_ID + 1}/disable").status_code == 404
+    assert client.post(f"/tasks/{MAX_ID + 1}/done").status_code == 404
     assert client.post(f"/api/webhooks/{2**63}", data=b"{}").status_code == 404
 
 

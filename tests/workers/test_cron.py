@@ -51,7 +51,7 @@ def test_a_second_cron_scheduler_stands_by(redis, monkeypatch):
     first, second = cron.build(redis), cron.build(redis)
     first.register_birth()
     second.register_birth()
-    queued = [Queue("low", connection=redis), Queue("default", connection=redis)]
+    queued = [Queue(name, connection=redis) for name in ("high", "default", "low")]
     before = sum(q.count for q in queued)
     registered = len(first.get_jobs())
     assert len(first.enqueue_jobs()) == registered

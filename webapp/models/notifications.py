@@ -33,6 +33,8 @@ class Notification(db.Model):
 
     __table_args__ = (
         Index("ix_notifications_user", "user_id", "id"),
+        # The reminder sweep: has this task been reminded since its due time?
+        Index("ix_notifications_task", "task_id", "created_at"),
         Index(
             "ix_notifications_unread",
             "user_id",

@@ -12,7 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from social.demo import DEMO_AUTHORS
-from webapp.models import Activity, Contact, ContactHandle, Deal, DealChange, Source, Stage, User
+from webapp.models import (
+    Activity,
+    Contact,
+    ContactHandle,
+    Deal,
+    DealChange,
+    Notification,
+    Source,
+    Stage,
+    Task,
+    User,
+)
 from webapp.models.base import utcnow
 from webapp.models.deals import LOST_REASONS
 from webapp.services.contacts import search_text_for
@@ -186,6 +197,7 @@ def seed(session: Session, contacts: int = 300, rng_seed: int = 7) -> None:
 
     session.flush()
     seed_deals(session, random.Random(rng_seed + 1), people)
+    _seed_tasks(session, rng, [u for u in people if u.role in {"rep", "manager"}], now)
 
 
 # More reps than the one who signs in, so the forecast and team pages have people.
@@ -317,6 +329,76 @@ def seed_deals(session: Session, rng: random.Random, people: list[User], count: 
                 )
             )
         deal.close_date_pushes = pushes
+
+
+# (title, kind, hours from now; negative is overdue); each on one of the user's contacts.
+DEMO_TASKS = [
+    ("Send the revised quote", "todo", -50),
+    ("Call back about the delivery delay", "call", -26),
+    ("Chase the signed order form", "todo", -4),
+    ("Check in after the install", "call", 1),
+    ("Visit the showroom: new range", "visit", 2),
+    ("Prepare samples for the tasting", "todo", 3),
+    ("Quarterly review meeting", "meeting", 5),
+    ("Follow up on the trade-show lead", "call", 30),
+    ("Visit the new branch", "visit", 75),
+    ("Renewal conversation", "meeting", 24 * 6),
+]
+
+
+def _seed_tasks(session: Session, rng: random.Random, users: list[User], now) -> None:
+    """Tasks for the demo rep and manager: overdue, due in the next hours (a visit among
+    them), coming up, a few done; and the reminders of the overdue ones, one read."""
+    day_end = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    for user in users:
+        own = list(session.scalars(select(Contact.id).where(Contact.owner_id == user.id).limit(40)))
+        for n, (title, kind, hours) in enumerate(DEMO_TASKS):
+            due = (now + timedelta(hours=hours)).replace(second=0, microsecond=0)
+            if 0 < hours < 12:
+                # Due today (UTC, the zone of a browser that sends none), even late at night.
+                due = min(due, day_end - timedelta(minutes=10 * (12 - hours)))
+            task = Task(
+                uuid=str(uuid.UUID(int=rng.getrandbits(128))),
+                title=title,
+                kind=kind,
+                due_at=due,
+                time_zone="UTC",
+                assignee_id=user.id,
+                created_by_id=user.id,
+                contact_id=own[n % len(own)] if own else None,
+                created_at=due - timedelta(days=3),
+            )
+            session.add(task)
+            session.flush()
+            if hours < 0:
+                session.add(
+                    Notification(
+                        user_id=user.id,
+                        key=f"task-due:{task.id}:{task.due_at.isoformat()}",
+                        kind="task-due",
+                        title=title,
+                        body=f"Due {due:%H:%M}",
+                        url=f"/tasks/{task.id}",
+                        task_id=task.id,
+                        created_at=due,
+                        read_at=now if hours < -40 else None,
+                        pushed_at=due,
+                    )
+                )
+        for title in ("Drop off the brochures", "Confirm the meeting room"):
+            done_at = now - timedelta(hours=rng.randrange(2, 30))
+            session.add(
+                Task(
+                    uuid=str(uuid.UUID(int=rng.getrandbits(128))),
+                    title=title,
+                    due_at=done_at,
+                    assignee_id=user.id,
+                    created_by_id=user.id,
+                    status="done",
+                    done_at=done_at,
+                    created_at=done_at - timedelta(days=2),
+                )
+            )
 
 
 def _seed_demo_authors(session: Session, rng: random.Random, owners: list[User], now) -> None:

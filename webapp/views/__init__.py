@@ -35,7 +35,7 @@ def undo_flash(text: str, action: str, **fields: object) -> None:
 
 
 # Where each role starts: the page its people open the app for.
-HOMES = {"support": "inbox.index"}
+HOMES = {"support": "inbox.index", "rep": "today.index", "manager": "today.index"}
 
 
 def home_for(user) -> str:

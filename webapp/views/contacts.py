@@ -12,7 +12,7 @@ from webapp.extensions import db
 from webapp.htmx import render, wants_fragment
 from webapp.inputs import id_field
 from webapp.models.activities import KIND_LABELS
-from webapp.services import activities, contact_search, contacts, deals, once
+from webapp.services import activities, contact_search, contacts, deals, once, tasks
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 from webapp.views import form_data, home_for, undo_flash
@@ -93,6 +93,7 @@ def _show_context(contact, before: int | None = None, form: dict | None = None) 
         "contact_deals": deals.contact_deals(db.session, current_user, contact),
         "activity_form": form or {"uuid": activities.new_uuid()},
         "activity_errors": {},
+        "contact_tasks": tasks.for_contact(db.session, current_user, contact),
     }
 
 
@@ -126,7 +127,10 @@ def log_activity(contact_id: int):
         return render_template("contacts/_timeline.html", **ctx)
     if created:
         flash(f"{KIND_LABELS[activity.kind]} logged.", "success")
-    return redirect(url_for("contacts.show", contact_id=contact.id) + "#timeline", 303)
+    # ?logged= shows the follow-up chips for the entry just logged.
+    return redirect(
+        url_for("contacts.show", contact_id=contact.id, logged=activity.kind) + "#timeline", 303
+    )
 
 
 @bp.get("/contacts/<int:contact_id>/edit")

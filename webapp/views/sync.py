@@ -13,12 +13,13 @@ from flask_wtf.csrf import generate_csrf
 
 from webapp.extensions import db
 from webapp.inputs import json_body
-from webapp.services import activities, offline
+from webapp.services import activities, offline, tasks
 from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
 
 bp = Blueprint("sync", __name__, url_prefix="/api")
 MAX_BODY = 64_000
 GONE = "This contact was deleted while the entry waited, so it was not stored."
+TASK_GONE = "This task is no longer yours to tick, or was deleted, so it was not stored."
 FORBIDDEN = "You may no longer log entries on this contact, so it was not stored."
 
 
@@ -73,6 +74,29 @@ def log_activity():
     except PermissionDenied:
         return jsonify(uuid=key, error=FORBIDDEN), 403
     return _receipt(activity, 201 if created else 200)
+
+
+@bp.post("/tasks/done")
+def task_done():
+    """A task ticked done on the phone (the outbox's task-done entry: uuid, task_id,
+    done_at): 200 with the task done however often it arrives (a replay keeps the
+    first time), 422 invalid, 404 gone or not the user's to see, 403 not theirs to tick."""
+    data = json_body(MAX_BODY)
+    if not isinstance(data, dict):
+        return jsonify(error="Send the entry as a JSON object."), 400
+    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
+    try:
+        task = tasks.done_synced(db.session, current_user, data)
+        db.session.commit()
+    except ValidationError as exc:
+        db.session.rollback()
+        return jsonify(uuid=key, errors=exc.errors), 422
+    except (NotFoundError, PermissionDenied):
+        db.session.rollback()
+        return jsonify(uuid=key, error=TASK_GONE), 404
+    return jsonify(
+        uuid=key, status="stored", task_id=task.id, done_at=task.done_at.isoformat()
+    ), 200
 
 
 @bp.get("/offline/contacts")

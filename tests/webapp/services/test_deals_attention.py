@@ -57,3 +57,20 @@ def test_a_role_without_deals_gets_none(app, make_user):
     with app.app_context():
         support = db.session.get(User, support.id)
         assert deals.needing_attention(db.session, support, utcnow()) == []
+
+
+def test_today_lists_the_reps_deals_that_need_them_with_why(app, client, login, make_user):
+    rep = make_user("rep")
+    other = make_user("rep")
+    with app.app_context():
+        rep_row, other_row = db.session.get(User, rep.id), db.session.get(User, other.id)
+        _deal(rep_row, title="Quiet <b>fleet</b>", amount="1200", expected_close="2099-01-01")
+        _deal(rep_row, title="On track", next_step="Call Friday", expected_close="2099-01-01")
+        _deal(other_row, title="Not theirs", expected_close="2099-01-01")
+        db.session.commit()
+    login(rep)
+    page = client.get("/today").get_data(as_text=True)
+    section = page[page.index('id="g-deals"') : page.index('id="g-complaints"')]
+    assert "Quiet &lt;b&gt;fleet&lt;/b&gt;" in section and "No next step" in section
+    assert "1,200.00" in section
+    assert "On track" not in section and "Not theirs" not in section

@@ -209,14 +209,16 @@ def test_source_names_are_for_those_who_may_see_sources(app, client, login, make
     assert "Secret Campaign Listener" in client.get("/inbox/").get_data(as_text=True)
 
 
-def test_support_lands_on_the_inbox_and_others_on_contacts(client, make_user):
+def test_support_lands_on_the_inbox_and_others_on_their_start_page(client, make_user):
     from tests.conftest import sign_in
 
-    support, rep = make_user("support"), make_user("rep")
+    support, rep, marketer = make_user("support"), make_user("rep"), make_user("marketer")
     assert sign_in(client, support).headers["Location"] == "/inbox/"
     assert client.get("/").headers["Location"].endswith("/inbox/")
     client.post("/logout")
-    assert sign_in(client, rep).headers["Location"] == "/contacts"
+    assert sign_in(client, rep).headers["Location"] == "/today"
+    client.post("/logout")
+    assert sign_in(client, marketer).headers["Location"] == "/contacts"
 
 
 def test_an_inbox_page_costs_the_same_statements_however_many_contacts_it_shows(

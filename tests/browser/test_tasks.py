@@ -1,0 +1,119 @@
+"""Tasks on a phone (390x844, Chromium): a follow-up set with one tap after logging a
+call shows on Today; ticked done with no signal it waits on the phone and is stored once
+when the signal returns; a push delivered to the service worker shows a notification
+with the reminder's tag and counts on the badge."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from tests.browser.conftest import controlled, open_place, sign_in
+from tests.browser.test_offline import ALL_SENT, app_errors, outbox, status
+from webapp.extensions import db
+from webapp.models import Task
+from webapp.services import notifications
+
+
+def _tasks(live_server) -> list[tuple[str, str, object]]:
+    with live_server.app.app_context():
+        rows = db.session.scalars(select(Task).order_by(Task.id))
+        return [(t.title, t.status, t.done_at) for t in rows]
+
+
+def test_a_follow_up_from_a_logged_call_shows_on_today_and_is_ticked_done_offline_once(
+    page, live_server
+):
+    rep = live_server.add_user("rep", name="Rita Rep")
+    contact_id = live_server.add_contact(rep, name="Alice Hartley", phone="+44 20 7946 0018")
+    url = live_server.url
+    sign_in(page, live_server, rep.email)
+    expect(page).to_have_url(re.compile(r"/today$"))
+    controlled(page)
+    page.goto(f"{url}/contacts/{contact_id}")
+    page.locator("#timeline").get_by_role("button", name="Call", exact=True).tap()
+    expect(page.locator(".log-status")).to_have_text("Call logged.")
+    chips = page.locator("#follow-up")
+    expect(chips).to_be_visible()
+    chips.get_by_role("button", name="Tomorrow").tap()
+    expect(page.locator("#follow-up")).to_contain_text("Follow-up: Follow up with Alice Hartley")
+    assert [t[:2] for t in _tasks(live_server)] == [("Follow up with Alice Hartley", "todo")]
+
+    open_place(page, "Today")
+    coming = page.locator("#g-coming").locator("xpath=..")
+    row = coming.locator("li.task", has_text="Follow up with Alice Hartley")
+    expect(row).to_contain_text("09:00")
+
+    page.context.set_offline(True)
+    row.get_by_role("button", name="Done: Follow up with Alice Hartley").tap()
+    expect(row.locator(".task-state")).to_have_text("Done · waiting to send")
+    expect(status(page)).to_contain_text("Offline · 1 entry waiting to send")
+    page.reload()
+    expect(page.locator(".saved-copy")).to_contain_text("Saved copy from")
+    expect(row.locator(".task-state")).to_have_text("Done · waiting to send")
+    assert _tasks(live_server)[0][1] == "todo"
+    (tick,) = outbox(page)
+    assert tick["kind"] == "task-done"
+
+    page.context.set_offline(False)
+    expect(status(page)).to_have_text(ALL_SENT, timeout=30_000)
+    expect(row.locator(".task-state")).to_have_text("Done")
+    ((title, state, done_at),) = _tasks(live_server)
+    assert state == "done" and done_at is not None
+
+    # The same tick sent again (a replay): still one task, done at the first time.
+    page.evaluate("(e) => Offline.add(e)", tick)
+    page.evaluate("Offline.flush()")
+    assert outbox(page) == []
+    assert _tasks(live_server) == [(title, "done", done_at)]
+    page.reload()
+    expect(page.locator("#g-coming").locator("xpath=..")).not_to_contain_text("Alice Hartley")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert app_errors(page) == []
+
+
+def test_a_delivered_push_shows_a_notification_and_counts_on_the_badge(page, live_server):
+    rep = live_server.add_user("rep", name="Rita Rep")
+    url = live_server.url
+    page.context.grant_permissions(["notifications"], origin=url)
+    sign_in(page, live_server, rep.email)
+    controlled(page)
+    open_place(page, "Notifications")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Notifications")
+    expect(page.locator("#push-on")).to_be_visible()
+
+    cdp = page.context.new_cdp_session(page)
+    registrations = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    for _ in range(100):  # playwright hands over CDP events while it waits
+        if registrations:
+            break
+        page.wait_for_timeout(100)
+    registration = next(r for r in registrations if r["scopeURL"].startswith(url))
+    with live_server.app.app_context():
+        key = "task-due:7:2026-12-02T09:00:00+00:00"
+        notifications.add(db.session, rep.id, key, "task-due", "Call Alice", "Due 09:00", "/tasks")
+        db.session.commit()
+    payload = json.dumps({"title": "Call Alice", "body": "Due 09:00", "url": "/tasks", "tag": key})
+    for _ in range(2):  # the same reminder twice: its tag makes it one notification
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": url, "registrationId": registration["registrationId"], "data": payload},
+        )
+    badge = page.get_by_role("navigation", name="Main").locator(".unread-count")
+    expect(badge).to_have_text("2")
+    shown = page.evaluate(
+        """() => navigator.serviceWorker.ready
+            .then((r) => r.getNotifications())
+            .then((ns) => ns.map((n) => (
+                { title: n.title, body: n.body, tag: n.tag, url: n.data.url })))"""
+    )
+    assert shown == [{"title": "Call Alice", "body": "Due 09:00", "tag": key, "url": "/tasks"}]
+    assert app_errors(page) == []
