@@ -53,8 +53,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     cli.init_app(app)
     templating.init_app(app)
 
-    from webapp.views import api, auth, contacts, deals, demo, inbox, pwa, sources, sync, users
+    from webapp.views import (
+        activities,
+        api,
+        auth,
+        contacts,
+        deals,
+        demo,
+        inbox,
+        nearby,
+        pwa,
+        sources,
+        sync,
+        users,
+    )
 
     for module in (auth, contacts, deals, inbox, sources, users, api, sync, pwa, demo):
+        app.register_blueprint(module.bp)
+    for module in (nearby, activities):
         app.register_blueprint(module.bp)
     return app

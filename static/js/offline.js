@@ -127,7 +127,11 @@
             r = await request("/api/activities", {
               method: "POST",
               headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-              body: JSON.stringify({ uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt }),
+              body: JSON.stringify({
+                uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt,
+                // A check-in: where the phone was at the tap.
+                ...(e.latitude != null ? { latitude: e.latitude, longitude: e.longitude, accuracy_m: e.accuracy } : {}),
+              }),
             });
             data = await json(r);
           } catch { problem = "offline"; break; }

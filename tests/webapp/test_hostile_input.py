@@ -34,7 +34,8 @@ FIELDS = (
     "query instance tag handle service url monthly_cap_usd secret batch q after before "
     "source label matched mine since polling occurred_at amount currency stage_id "
     "expected_close next_step from_stage prev_id next_id lost_reason lost_note move_to "
-    "position probability rotting_days"
+    "position probability rotting_days latitude longitude accuracy_m when at tz outcome all "
+    "contact"
 ).split()
 HOSTILE_JSON = [
     b"1",
@@ -55,6 +56,12 @@ HOSTILE_JSON = [
         {"contact_id": 1, "kind": {}, "body": [], "uuid": 5, "occurred_at": 7, "x": None}
     ).encode(),
     json.dumps({"contact_id": True, "kind": "call", "body": {"a": 1}}).encode(),
+    b'{"contact_id": 1, "kind": "visit", "uuid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",'
+    b' "occurred_at": "2026-01-01T00:00:00Z", "latitude": 1e400, "longitude": -1e400,'
+    b' "accuracy_m": NaN}',
+    json.dumps(
+        {"contact_id": 1, "kind": "visit", "latitude": [], "longitude": {}, "accuracy_m": "x"}
+    ).encode(),
 ]
 # Routes that end the session come last, so the walk stays signed in until then.
 LAST = ("auth.logout", "auth.sign_out_everywhere")
