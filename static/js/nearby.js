@@ -3,6 +3,7 @@
    offline outbox takes as the entry's own (app.js asks LogWhen). */
 (() => {
   "use strict";
+  if (self.LogWhen) return; // already running: a boosted page brought the script again
   const $ = (sel, root = document) => root.querySelector(sel);
   const say = (el, text, kind = "info") => {
     if (!el) return;
@@ -33,6 +34,7 @@
     const button = $("#locate");
     if (!button) return;
     const status = $("#locate-status");
+    if (!button.hidden) return;
     button.hidden = false;
     button.addEventListener("click", async () => {
       button.disabled = true;
@@ -58,6 +60,7 @@
     for (const box of document.querySelectorAll("[data-position]")) {
       const button = $("[data-use-position]", box);
       const status = $(".locate-status", box);
+      if (!button.hidden) continue;
       button.hidden = false;
       button.addEventListener("click", async () => {
         say(status, "Finding where you are…");
@@ -145,7 +148,9 @@
     if (tz && d && !Number.isNaN(d.getTime())) tz.value = d.getTimezoneOffset();
   }, true);
 
+  // Pages reached by boosted links are swapped in: each swap may bring a button to wire.
   const start = () => { nearby(); positionFields(); offsets(); };
-  document.addEventListener("DOMContentLoaded", start);
-  document.addEventListener("htmx:after:swap", offsets);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+  document.addEventListener("htmx:after:swap", start);
 })();
