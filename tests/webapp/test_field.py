@@ -496,3 +496,28 @@ def test_hostile_values_on_real_entries_are_4xx_and_change_nothing(
         ("Original", None, None, None),
         ("", None, None, 53.8),
     ]
+
+
+def test_the_demo_shows_nearby_check_ins_and_call_outcomes(app, client):
+    from webapp.models import User
+    from webapp.services import demo
+
+    with app.app_context():
+        demo.seed(db.session, contacts=80)
+        db.session.commit()
+        people = db.session.scalars(select(Contact)).all()
+        placed = [c for c in people if c.latitude is not None]
+        assert 0 < len(people) - len(placed) < len(people) // 4
+        rep = db.session.scalar(select(User).where(User.role == "rep"))
+        visits = db.session.scalars(
+            select(Activity).where(Activity.kind == "visit", Activity.latitude.is_not(None))
+        ).all()
+        assert sum(v.ended_at is not None for v in visits) >= 5
+        assert [v.author_id for v in visits if v.ended_at is None] == [rep.id]
+        calls = db.session.scalars(select(Activity).where(Activity.kind == "call")).all()
+        assert {c.outcome for c in calls} >= {"reached", "no_answer", "voicemail"}
+        email = rep.email
+    r = client.post("/login", data={"email": email, "password": demo.PASSWORD})
+    assert r.status_code == 303
+    html = client.get("/nearby?latitude=53.7997&longitude=-1.5492").get_data(as_text=True)
+    assert html.count('class="row nearby-row"') >= 5
