@@ -17,6 +17,7 @@ const SHELL = [
   "/static/js/htmx-4.0.1.min.js",
   "/static/js/offline.js",
   "__PAGE_SCRIPT__",
+  "/static/js/nearby.js",
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
   "/static/icons/maskable-512.png",

@@ -4,6 +4,13 @@
   "use strict";
   const { $ } = self.Dom;
 
+  // A part of the page that needs a script of its own loads it when first opened
+  // (the quick add's "Use my position"), so the list's first load stays light.
+  document.addEventListener("toggle", (evt) => {
+    const src = evt.target.open && evt.target.dataset && evt.target.dataset.script;
+    if (src && !$(`script[src="${src}"]`)) document.head.append(Object.assign(document.createElement("script"), { src }));
+  }, true);
+
   document.addEventListener("htmx:config:request", (evt) => {
     const meta = document.querySelector('meta[name="csrf-token"]');
     if (meta) evt.detail.ctx.request.headers["X-CSRFToken"] = meta.content;

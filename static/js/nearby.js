@@ -1,6 +1,6 @@
 /* Field CRM, the rep in the field: where the phone is (asked only after a tap) for
    Nearby, a check-in and a contact's coordinates; and the log form's time, which the
-   offline outbox takes as the entry's own (app.js asks LogWhen). */
+   offline outbox takes as the entry's own (log.js asks LogWhen). */
 (() => {
   "use strict";
   if (self.LogWhen) return; // already running: a boosted page brought the script again

@@ -5,6 +5,7 @@ edited, deleted and brought back."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -14,6 +15,7 @@ from tests.browser.conftest import LiveServer, controlled, open_place, sign_in
 from tests.browser.test_offline import eventually
 from webapp.extensions import db
 from webapp.models import Activity, Contact
+from webapp.models.base import utcnow
 
 pytestmark = pytest.mark.browser
 
@@ -177,4 +179,22 @@ def test_log_a_call_set_its_outcome_edit_delete_and_undo(live_server, page):
     page.locator(".flashes").get_by_role("button", name="Undo").tap()
     expect(page.locator(".flashes")).to_contain_text("Call restored.")
     expect(entry.locator(".entry-body")).to_have_text("Rang twice, try Friday")
+    assert page.console_errors == []
+
+
+def test_an_entry_logged_for_earlier_keeps_that_time_through_the_outbox(live_server, page):
+    rep = live_server.add_user("rep", name="Rita Rep")
+    live_server.add_contact(rep, name="Late Logger")
+    sign_in(page, live_server, rep.email, rep.password)
+    page.get_by_role("link", name="Late Logger").tap()  # a boosted link, as a rep goes
+    expect(page.get_by_role("heading", level=1)).to_have_text("Late Logger")
+    page.locator("#timeline summary", has_text="When").tap()
+    page.get_by_label("When", exact=True).select_option("2h")
+    page.locator("#timeline").get_by_role("button", name="Meeting", exact=True).tap()
+    expect(page.locator("#timeline .log-status")).to_have_text("Meeting logged.")
+    expect(page.get_by_label("When", exact=True)).to_have_value("now")
+    with live_server.app.app_context():
+        [row] = db.session.scalars(select(Activity)).all()
+        ago = utcnow() - row.occurred_at
+        assert timedelta(hours=2) - timedelta(minutes=1) < ago < timedelta(hours=2, minutes=1)
     assert page.console_errors == []

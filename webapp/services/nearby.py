@@ -1,10 +1,12 @@
 """Nearby: the contacts closest to a point, and the coordinates the app accepts.
 
-The query is bounded at any size: a box of latitude and longitude around the point (the
-index ix_contacts_location answers it), widened step by step until it holds enough
-contacts or reaches MAX_RADIUS_KM; the exact great-circle distance is then computed here
-for the candidates only. A box that crosses the antimeridian is two ranges of longitude;
-one that reaches a pole takes every longitude.
+The query is bounded at any size: boxes of latitude and longitude around the point (the
+indexes ix_contacts_location and ix_contacts_owner_location answer them), widened step
+by step until one holds enough contacts or MAX_RADIUS_KM is reached; how many each box
+holds is asked in one round trip, each count stopping at a page. The exact great-circle
+distance is then computed here for the chosen box's candidates only. A box that crosses
+the antimeridian is two ranges of longitude; one that reaches a pole takes every
+longitude.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from webapp.models import Contact, User
@@ -22,7 +24,7 @@ from webapp.services.permissions import require
 EARTH_RADIUS_KM = 6371.0088
 PAGE = 20
 # Each step widens the box; an empty ocean costs one index probe per step.
-RADII_KM = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+RADII_KM = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 MAX_RADIUS_KM = RADII_KM[-1]
 # No box holds more than this many candidates: past it, a smaller box is used.
 CANDIDATE_LIMIT = 4000
@@ -131,6 +133,26 @@ def distance_m(a: Point, b: Point) -> float:
     return 2 * EARTH_RADIUS_KM * 1000 * math.asin(min(1.0, math.sqrt(h)))
 
 
+def _within(centre: Point, rows, radius_km: float) -> list[tuple[float, int]]:
+    """(haversine term, id) of the rows within radius_km of centre: the term orders
+    points as their distance does, and costs no square root or arcsine per row."""
+    lat0, lon0 = math.radians(centre.latitude), math.radians(centre.longitude)
+    cos0 = math.cos(lat0)
+    limit = math.sin(radius_km / EARTH_RADIUS_KM / 2) ** 2
+    sin, cos, rad = math.sin, math.cos, math.radians
+    found = []
+    for contact_id, lat, lon in rows:
+        lat1 = rad(lat)
+        h = sin((lat1 - lat0) / 2) ** 2 + cos0 * cos(lat1) * sin((rad(lon) - lon0) / 2) ** 2
+        if h <= limit:
+            found.append((h, contact_id))
+    return found
+
+
+def _metres(h: float) -> float:
+    return 2 * EARTH_RADIUS_KM * 1000 * math.asin(min(1.0, math.sqrt(h)))
+
+
 def box(centre: Point, radius_km: float):
     """The condition on latitude and longitude of a box holding every point within
     radius_km of centre."""
@@ -156,15 +178,34 @@ def box(centre: Point, radius_km: float):
     return and_(in_latitude, in_longitude)
 
 
-def _candidates(session: Session, user: User, centre: Point, radius_km: float, mine: bool):
-    stmt = select(Contact.id, Contact.latitude, Contact.longitude).where(
+def _shown(user: User, mine: bool) -> list:
+    conditions = [
         Contact.latitude.is_not(None),
         Contact.longitude.is_not(None),
         Contact.deleted_at.is_(None),
-        box(centre, radius_km),
-    )
+    ]
     if mine:
-        stmt = stmt.where(Contact.owner_id == user.id)
+        conditions.append(Contact.owner_id == user.id)
+    return conditions
+
+
+def _counts(session: Session, user: User, centre: Point, mine: bool, limit: int) -> list[int]:
+    """How many contacts each box of RADII_KM holds, up to limit: every step in one
+    round trip, each stopping at limit rows of its index."""
+    shown = _shown(user, mine)
+    columns = [
+        select(func.count())
+        .select_from(select(Contact.id).where(*shown, box(centre, r)).limit(limit).subquery())
+        .scalar_subquery()
+        for r in RADII_KM
+    ]
+    return list(session.execute(select(*columns)).one())
+
+
+def _candidates(session: Session, user: User, centre: Point, radius_km: float, mine: bool):
+    stmt = select(Contact.id, Contact.latitude, Contact.longitude).where(
+        *_shown(user, mine), box(centre, radius_km)
+    )
     return session.execute(stmt.limit(CANDIDATE_LIMIT + 1)).all()
 
 
@@ -172,29 +213,36 @@ def nearest(
     session: Session, user: User, centre: Point, mine: bool = True, limit: int = PAGE
 ) -> NearbyPage:
     """The contacts user may see (their own when mine) closest to centre, nearest first,
-    at most limit of them and none farther than MAX_RADIUS_KM."""
+    at most limit of them and none farther than MAX_RADIUS_KM.
+
+    The first box holding limit contacts is read (a box holds more than its circle, so
+    the next one is read when the circle holds too few); one that is far too crowded
+    gives way to the box before it.
+    """
     require(user, "nearby.view")
+    counts = _counts(session, user, centre, mine, limit)
+    first = next((i for i, n in enumerate(counts) if n >= limit), len(RADII_KM) - 1)
     found: list[tuple[float, int]] = []
-    used = 0.0
-    for radius in RADII_KM:
+    used = RADII_KM[first] if counts[-1] else MAX_RADIUS_KM
+    for step in range(first, len(RADII_KM)) if counts[-1] else ():
+        radius = RADII_KM[step]
         rows = _candidates(session, user, centre, radius, mine)
-        crowded = len(rows) > CANDIDATE_LIMIT
-        if crowded and used:
-            # Denser than any town: the last box that fitted answers.
-            break
+        if len(rows) > CANDIDATE_LIMIT and step > 0:
+            # Denser than any town: the box before, with fewer than limit, answers.
+            radius = RADII_KM[step - 1]
+            rows = _candidates(session, user, centre, radius, mine)
         used = radius
-        found = []
-        for contact_id, lat, lon in rows:
-            metres = distance_m(centre, Point(lat, lon))
-            if metres <= radius * 1000:
-                found.append((metres, contact_id))
-        if len(found) >= limit or crowded:
+        found = _within(centre, rows, radius)
+        if len(found) >= limit or radius != RADII_KM[step]:
             break
     found.sort()
-    found = found[:limit]
-    contacts = {
-        c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(i for _, i in found)))
-    }
+    found = [(_metres(h), contact_id) for h, contact_id in found[:limit]]
+    ids = [i for _, i in found]
+    contacts = (
+        {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(ids)))}
+        if ids
+        else {}
+    )
     entries = [NearbyContact(contacts[i], m) for m, i in found if i in contacts]
     return NearbyPage(centre, entries, used, mine)
 

@@ -68,6 +68,19 @@ def test_enough_found_in_a_small_box_still_sorted_by_distance(app, make_user):
     assert [d for _, d in found] == sorted(d for _, d in found)
 
 
+def test_a_box_full_at_its_corners_is_widened_to_find_the_nearest(app, make_user):
+    rep = make_user("rep")
+    north, east = 0.09 / 111.2, 0.09 / (111.2 * math.cos(math.radians(LEEDS.latitude)))
+    # Three in the corners of the smallest box (about 127 m away, outside its circle)
+    # and one 200 m north: the box holds a page, its circle none.
+    for i, (dn, de) in enumerate([(1, 1), (-1, 1), (1, -1)]):
+        _place(app, rep, f"Corner {i}", LEEDS.latitude + dn * north, LEEDS.longitude + de * east)
+    _place(app, rep, "North", LEEDS.latitude + 0.2 / 111.2, LEEDS.longitude)
+    found = _names(app, rep, LEEDS, limit=3)
+    assert sorted(n for n, _ in found) == ["Corner 0", "Corner 1", "Corner 2"]
+    assert all(120 < d < 135 for _, d in found)
+
+
 def test_the_antimeridian_is_one_place(app, make_user):
     rep = make_user("rep")
     _place(app, rep, "West of the line", -16.5, 179.95)  # Fiji
