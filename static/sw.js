@@ -19,6 +19,7 @@ const SHELL = [
   "__PAGE_SCRIPT__",
   "/static/js/tasks.js",
   "/static/js/push.js",
+  "/static/js/nearby.js",
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
   "/static/icons/maskable-512.png",

@@ -54,12 +54,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     templating.init_app(app)
 
     from webapp.views import (
+        activities,
         api,
         auth,
         contacts,
         deals,
         demo,
         inbox,
+        nearby,
         notifications,
         pwa,
         sources,
@@ -69,8 +71,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         users,
     )
 
-    for module in (auth, today, contacts, deals, tasks, inbox, notifications, sources, users):
-        app.register_blueprint(module.bp)
-    for module in (api, sync, pwa, demo):
+    places = (auth, today, contacts, activities, deals, nearby, tasks, inbox, notifications)
+    for module in (*places, sources, users, api, sync, pwa, demo):
         app.register_blueprint(module.bp)
     return app

@@ -95,7 +95,7 @@ def init_app(app: Flask) -> None:
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("Referrer-Policy", "same-origin")
         h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(self)")
         h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         seconds = app.config["HSTS_SECONDS"]
         if seconds:

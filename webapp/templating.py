@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -11,7 +12,7 @@ from flask_login import current_user
 
 from social import networks, sentiment
 from webapp.extensions import db
-from webapp.models.activities import KIND_LABELS
+from webapp.models.activities import CALL_OUTCOMES, KIND_LABELS, WHEN_LABELS
 from webapp.models.base import utcnow
 from webapp.models.deals import LOST_REASONS, STAGE_KINDS
 from webapp.models.sources import SOURCE_KIND_LABELS
@@ -38,6 +39,7 @@ PLACES = (
     Place("today.index", "Today", "today", "today.view"),
     Place("contacts.index", "Contacts", "contacts", "contact.view"),
     Place("deals.index", "Deals", "deals", "deal.view"),
+    Place("nearby.index", "Nearby", "nearby", "nearby.view"),
     Place("inbox.index", "Inbox", "inbox", "mention.view"),
     Place("tasks.index", "Tasks", "tasks", "task.view"),
     Place("notifications.index", "Notifications", "bell", "notification.view"),
@@ -112,9 +114,46 @@ def local_time(moment, tz=None, fmt: str = "%a %d %b, %H:%M") -> str:
     return moment.astimezone(tz).strftime(fmt)
 
 
+def coordinate(value: float | None) -> str:
+    """A latitude or longitude as a form shows it: six decimals (about 10 cm), or ""."""
+    return "" if value is None else f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def distance(metres: float) -> str:
+    """A distance as a person reads it: "350 m", "1.2 km", "12 km"."""
+    if metres < 995:
+        return f"{max(10, round(metres, -1)):.0f} m"
+    if metres < 9950:
+        return f"{metres / 1000:.1f} km"
+    return f"{metres / 1000:,.0f} km"
+
+
+def duration(start: datetime, end: datetime | None) -> str:
+    """How long from start to end: "25 min", "1 h 05 min"."""
+    if end is None:
+        return ""
+    minutes = max(0, round((end - start).total_seconds() / 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def map_link(latitude: float, longitude: float) -> str:
+    """A link that opens a map app (or the web map) at a point."""
+    return "https://www.google.com/maps/search/?api=1&query=" + quote(
+        f"{latitude:.6f},{longitude:.6f}", safe=""
+    )
+
+
 def init_app(app: Flask) -> None:
     """Register the filters and globals."""
     app.add_template_filter(mailto)
+    app.add_template_filter(coordinate)
+    app.add_template_filter(distance)
+    app.add_template_global(duration)
+    app.add_template_global(map_link)
+    app.add_template_global(CALL_OUTCOMES, "CALL_OUTCOMES")
+    app.add_template_global(WHEN_LABELS, "WHEN_LABELS")
     app.add_template_filter(networks.label, "network")
     app.add_template_filter(lambda kind: KIND_LABELS.get(kind, kind), "kind")
     app.add_template_filter(lambda role: ROLE_LABELS.get(role, role), "role")

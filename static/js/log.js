@@ -38,6 +38,9 @@
     say(form, "", "info");
     if (kind === "note" && !text) return bodyError(form, "Write the note first.");
     bodyError(form, "");
+    // The time chosen in the form (static/js/nearby.js), else now.
+    const occurredAt = self.LogWhen ? self.LogWhen(form) : new Date().toISOString();
+    if (!occurredAt) return say(form, "Give the date and time it happened.", "error");
     const entry = {
       uuid: uuid(),
       userId,
@@ -46,11 +49,12 @@
       author: form.dataset.author,
       kind,
       body: text,
-      occurredAt: new Date().toISOString(),
+      occurredAt,
     };
     // A new UUID for the form, so no two entries ever share one (even from a saved copy).
     form.elements.uuid.value = uuid();
     form.elements.body.value = "";
+    if (form.elements.when) form.elements.when.value = "now";
     try {
       await O.add(entry);
     } catch {

@@ -26,6 +26,18 @@
       }
     });
   }
+  // Scripts of one page, named by the elements that need them ([data-script]; a
+  // <details data-script-open> once opened): each loaded into the head once, also on a
+  // page reached by a boosted link (htmx 4 merges no head), and never into the body.
+  const need = (src) => {
+    if (src && !$(`script[src="${src}"]`)) document.head.append(Object.assign(document.createElement("script"), { src }));
+  };
+  const wanted = () => document.querySelectorAll("[data-script]").forEach((el) => need(el.dataset.script));
+  document.addEventListener("DOMContentLoaded", wanted);
+  document.addEventListener("htmx:after:swap", wanted);
+  document.addEventListener("toggle", (evt) => {
+    if (evt.target.open && evt.target.dataset && evt.target.dataset.scriptOpen) need(evt.target.dataset.scriptOpen);
+  }, true);
 
   document.addEventListener("htmx:config:request", (evt) => {
     const meta = document.querySelector('meta[name="csrf-token"]');

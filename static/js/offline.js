@@ -130,8 +130,11 @@
             r = await request(tick ? "/api/tasks/done" : "/api/activities", {
               method: "POST",
               headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-              body: JSON.stringify(tick ? { uuid: e.uuid, task_id: e.taskId, done_at: e.occurredAt }
-                : { uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt }),
+              body: JSON.stringify(tick ? { uuid: e.uuid, task_id: e.taskId, done_at: e.occurredAt } : {
+                uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt,
+                // A check-in: where the phone was at the tap.
+                ...(e.latitude != null ? { latitude: e.latitude, longitude: e.longitude, accuracy_m: e.accuracy } : {}),
+              }),
             });
             data = await json(r);
           } catch { problem = "offline"; break; }

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from social.mention import Mention as Incoming
 from tests.browser.conftest import LiveServer, open_place, sign_in
 from webapp.extensions import db
+from webapp.models import Contact
 from webapp.services import contacts, mentions
 
 pytestmark = pytest.mark.browser
@@ -287,3 +288,46 @@ def test_a_desktop_puts_todays_sections_side_by_side(live_server, new_page):
     due = page.locator("#g-due").bounding_box()
     assert due["x"] > overdue["x"] + overdue["width"] and abs(due["y"] - overdue["y"]) < 5
     no_sideways_scroll(page, 1280)
+
+
+def test_field_pages_fit_a_360px_phone_and_use_a_desktop(live_server: LiveServer, new_page):
+    rep = live_server.add_user("rep")
+    ids = []
+    for i in range(6):
+        contact_id = live_server.add_contact(
+            rep, name=f"{LONG_WORD[:120]} {i}", company=LONG_WORD, phone="+44 113 496 0001"
+        )
+        with live_server.app.app_context():
+            contact = db.session.get(Contact, contact_id)
+            contact.latitude, contact.longitude = 53.80 + i / 1000, -1.55
+            db.session.commit()
+        ids.append(contact_id)
+    call = live_server.add_activity(rep, ids[0], "call", LONG_WORD)
+    page = new_page(**SMALL_PHONE)
+    sign_in(page, live_server, rep.email, rep.password)
+    page.goto(f"{live_server.url}/nearby?latitude=53.8&longitude=-1.55")
+    expect(page.locator(".nearby-list > li")).to_have_count(6)
+    no_sideways_scroll(page)
+    first = page.locator(".nearby-list > li").first
+    for name in ("Call", "Map"):
+        link = first.get_by_role("link", name=re.compile(f"^{name}"))
+        box = link.bounding_box()
+        assert box and box["x"] + box["width"] <= 360 and box["height"] >= 44, name
+        assert uncovered(page, link), f"{name} is covered"
+    page.goto(f"{live_server.url}/contacts/{ids[0]}")
+    page.get_by_role("button", name="Check in here").tap()
+    expect(page.get_by_role("button", name="Check out").first).to_be_visible()
+    no_sideways_scroll(page)
+    page.locator("#timeline summary", has_text="When").tap()
+    no_sideways_scroll(page)
+    page.goto(f"{live_server.url}/activities/{call}/edit")
+    no_sideways_scroll(page)
+
+    wide = new_page(viewport={"width": 1280, "height": 900}, is_mobile=False, has_touch=False)
+    sign_in(wide, live_server, rep.email, rep.password)
+    wide.goto(f"{live_server.url}/nearby?latitude=53.8&longitude=-1.55")
+    rows = wide.locator(".nearby-list > li")
+    expect(rows).to_have_count(6)
+    a, b = rows.nth(0).bounding_box(), rows.nth(1).bounding_box()
+    assert abs(a["y"] - b["y"]) < 2 and b["x"] > a["x"] + a["width"] - 2  # side by side
+    no_sideways_scroll(wide, 1280)

@@ -35,7 +35,8 @@ FIELDS = (
     "source label matched mine since polling occurred_at amount currency stage_id "
     "expected_close next_step from_stage prev_id next_id lost_reason lost_note move_to "
     "position probability rotting_days title due_date due_time time_zone "
-    "assignee_id deal_id preset logged"
+    "assignee_id deal_id preset logged latitude longitude accuracy_m when at tz outcome all "
+    "contact"
 ).split()
 HOSTILE_JSON = [
     b"1",
@@ -63,6 +64,12 @@ HOSTILE_JSON = [
     json.dumps({"endpoint": 5, "keys": []}).encode(),
     json.dumps({"endpoint": "https://fcm.googleapis.com/\u0000", "keys": {"p256dh": 1}}).encode(),
     b'{"endpoint": "https://fcm.googleapis.com/x\\ud800", "keys": {"p256dh": "", "auth": ""}}',
+    b'{"contact_id": 1, "kind": "visit", "uuid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",'
+    b' "occurred_at": "2026-01-01T00:00:00Z", "latitude": 1e400, "longitude": -1e400,'
+    b' "accuracy_m": NaN}',
+    json.dumps(
+        {"contact_id": 1, "kind": "visit", "latitude": [], "longitude": {}, "accuracy_m": "x"}
+    ).encode(),
 ]
 # Routes that end the session come last, so the walk stays signed in until then.
 LAST = ("auth.logout", "auth.sign_out_everywhere")

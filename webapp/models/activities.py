@@ -18,6 +18,17 @@ KIND_LABELS = {
 ACTIVITY_KINDS = tuple(KIND_LABELS)
 # How a call went, when it was logged with one.
 CALL_OUTCOMES = {"reached": "Reached", "no_answer": "No answer", "voicemail": "Left a voicemail"}
+# When an entry happened, as the log form offers it ("at": the date and time given).
+WHEN_LABELS = {
+    "now": "Just now",
+    "15m": "15 minutes ago",
+    "30m": "30 minutes ago",
+    "1h": "An hour ago",
+    "2h": "2 hours ago",
+    "4h": "4 hours ago",
+    "yesterday": "Yesterday, this time",
+    "at": "At the time below",
+}
 # A social mention on the timeline: added by matching, never logged by hand.
 MENTION_KIND = "mention"
 

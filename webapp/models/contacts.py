@@ -46,13 +46,22 @@ class Contact(db.Model):
     __table_args__ = (
         Index("ix_contacts_sort_name_id", "sort_name", "id"),
         Index("ix_contacts_owner_id_sort_name", "owner_id", "sort_name"),
-        # Nearby: a box of latitude, then longitude, around where the phone is.
+        # Nearby: a box of latitude, then longitude, around where the phone is, among
+        # the contacts it can show; and the same among one owner's.
         Index(
             "ix_contacts_location",
             "latitude",
             "longitude",
-            sqlite_where=sql_text("latitude IS NOT NULL"),
-            postgresql_where=sql_text("latitude IS NOT NULL"),
+            sqlite_where=sql_text("latitude IS NOT NULL AND deleted_at IS NULL"),
+            postgresql_where=sql_text("latitude IS NOT NULL AND deleted_at IS NULL"),
+        ),
+        Index(
+            "ix_contacts_owner_location",
+            "owner_id",
+            "latitude",
+            "longitude",
+            sqlite_where=sql_text("latitude IS NOT NULL AND deleted_at IS NULL"),
+            postgresql_where=sql_text("latitude IS NOT NULL AND deleted_at IS NULL"),
         ),
     )
 

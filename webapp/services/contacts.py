@@ -15,10 +15,13 @@ from webapp.models.base import utcnow
 from webapp.services import mentions, once
 from webapp.services.contact_search import substring_filter
 from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
+from webapp.services.nearby import parse_point
 from webapp.services.permissions import can, require
 from webapp.services.search_text import compose, sort_name_for
 
 FIELDS = ("name", "email", "phone", "company", "title", "address", "notes", "tags")
+# Where the contact is (Nearby): decimal degrees, both or neither.
+POSITION_FIELDS = ("latitude", "longitude")
 LIMITS = {
     "name": 200,
     "email": 254,
@@ -88,6 +91,14 @@ def _clean(data: dict[str, str | None]) -> tuple[dict[str, str | None], dict[str
         elif len(seen) > 20:
             errors["tags"] = "At most 20 tags."
         values["tags"] = ",".join(seen) or None
+    if any(f in data for f in POSITION_FIELDS):
+        try:
+            point = parse_point(data.get("latitude"), data.get("longitude"))
+        except ValidationError as exc:
+            errors.update(exc.errors)
+        else:
+            values["latitude"] = point.latitude if point else None  # type: ignore[assignment]
+            values["longitude"] = point.longitude if point else None  # type: ignore[assignment]
     return values, errors
 
 
@@ -126,8 +137,11 @@ def _clean_handles(
 
 
 def _apply(contact: Contact, values: dict[str, str | None]) -> None:
+    moved = any(f in values and values[f] != getattr(contact, f) for f in POSITION_FIELDS)
     for field, value in values.items():
         setattr(contact, field, value)
+    if moved:
+        contact.located_at = utcnow() if values.get("latitude") is not None else None
     contact.sort_name = sort_name_for(contact.name)
     contact.search_text = search_text_for(contact)
 

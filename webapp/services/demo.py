@@ -1,8 +1,10 @@
 """Demo data for `make run`: a user per role, a few hundred contacts, past activities,
-and a pipeline of a few hundred deals with their history."""
+and a pipeline of a few hundred deals with their history; the field's share: contacts
+placed around one city, check-ins with their durations and call outcomes."""
 
 from __future__ import annotations
 
+import math
 import random
 import unicodedata
 import uuid
@@ -194,10 +196,73 @@ def seed(session: Session, contacts: int = 300, rng_seed: int = 7) -> None:
                     occurred_at=now - timedelta(minutes=rng.randrange(60, 60 * 24 * 80)),
                 )
             )
-
     session.flush()
     seed_deals(session, random.Random(rng_seed + 1), people)
     _seed_tasks(session, rng, [u for u in people if u.role in {"rep", "manager"}], now)
+    _seed_field(session, random.Random(rng_seed * 31 + 4), now)
+
+
+# Leeds city centre: the demo's patch, where Nearby has something to show.
+CITY = (53.7997, -1.5492)
+DISTRICTS = ["LS1", "LS2", "LS3", "LS6", "LS7", "LS8", "LS9", "LS10", "LS11", "LS12"]
+
+
+def _seed_field(session: Session, rng: random.Random, now) -> None:
+    """Contacts placed around CITY (dense in the centre, thinner in the suburbs, a few
+    farms out of town, some not placed at all), the demo rep's check-ins with their
+    durations (one still open), and an outcome on most calls."""
+    rep = session.scalar(select(User).where(User.role == "rep"))
+    people = list(session.scalars(select(Contact).order_by(Contact.id)))
+    lat0, lon0 = CITY
+    for contact in people:
+        roll = rng.random()
+        if roll < 0.08:
+            continue
+        spread = 1.2 if roll < 0.6 else 5.0 if roll < 0.92 else 18.0
+        km, bearing = abs(rng.gauss(0, spread)), rng.uniform(0, 2 * math.pi)
+        contact.latitude = round(lat0 + km * math.cos(bearing) / 111.2, 6)
+        contact.longitude = round(
+            lon0 + km * math.sin(bearing) / (111.2 * math.cos(math.radians(lat0))), 6
+        )
+        contact.located_at = now - timedelta(days=rng.randrange(1, 200))
+        street = contact.address.split(",")[0] if contact.address else "1 High Street"
+        contact.address = f"{street}, Leeds {rng.choice(DISTRICTS)} {rng.randrange(1, 9)}AB"
+    own = [c for c in people if rep and c.owner_id == rep.id and c.latitude is not None]
+    for i, contact in enumerate(own[:14]):
+        start = now - timedelta(days=i * 2 + 1, minutes=rng.randrange(0, 600))
+        session.add(
+            Activity(
+                uuid=str(uuid.UUID(int=rng.getrandbits(128))),
+                contact_id=contact.id,
+                author_id=rep.id,
+                kind="visit",
+                body=rng.choice(BODIES["visit"]),
+                occurred_at=start,
+                latitude=round(contact.latitude + rng.uniform(-2e-4, 2e-4), 6),
+                longitude=round(contact.longitude + rng.uniform(-3e-4, 3e-4), 6),
+                accuracy_m=float(rng.randrange(4, 45)),
+                ended_at=start + timedelta(minutes=rng.randrange(8, 95)),
+            )
+        )
+    if own:
+        session.add(
+            Activity(
+                uuid=str(uuid.UUID(int=rng.getrandbits(128))),
+                contact_id=own[-1].id,
+                author_id=rep.id,
+                kind="visit",
+                occurred_at=now - timedelta(minutes=20),
+                latitude=own[-1].latitude,
+                longitude=own[-1].longitude,
+                accuracy_m=9.0,
+            )
+        )
+    for call in session.scalars(select(Activity).where(Activity.kind == "call")):
+        if "voicemail" in call.body:
+            call.outcome = "voicemail"
+        elif rng.random() < 0.85:
+            call.outcome = rng.choices(["reached", "no_answer", "voicemail"], [6, 3, 1])[0]
+    session.flush()
 
 
 # More reps than the one who signs in, so the forecast and team pages have people.

@@ -63,6 +63,8 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
         return role in MANAGERS | {"marketer"}
     if action == "team.view":
         return role in MANAGERS
+    if action == "nearby.view":
+        return role in MANAGERS | {"rep"}
     if action == "today.view":
         return role in MANAGERS | {"rep"}
     if action == "notification.view":

@@ -15,10 +15,17 @@ from webapp.models.activities import KIND_LABELS
 from webapp.services import activities, contact_search, contacts, deals, once, tasks
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
+from webapp.templating import coordinate
 from webapp.views import form_data, home_for, undo_flash
 
 bp = Blueprint("contacts", __name__)
-CONTACT_FIELDS = (*contacts.FIELDS, "handle_x", "handle_mastodon", "handle_bluesky")
+CONTACT_FIELDS = (
+    *contacts.FIELDS,
+    *contacts.POSITION_FIELDS,
+    "handle_x",
+    "handle_mastodon",
+    "handle_bluesky",
+)
 
 
 @bp.before_request
@@ -94,6 +101,8 @@ def _show_context(contact, before: int | None = None, form: dict | None = None) 
         "activity_form": form or {"uuid": activities.new_uuid()},
         "activity_errors": {},
         "contact_tasks": tasks.for_contact(db.session, current_user, contact),
+        "open_visit": activities.open_visit(db.session, current_user, contact),
+        "checkin_form": {"uuid": activities.new_uuid()},
     }
 
 
@@ -111,10 +120,11 @@ def show(contact_id: int):
 def log_activity(contact_id: int):
     """Log a call, visit, meeting, email or note; a resubmitted form is stored once."""
     contact = contacts.get_contact(db.session, current_user, contact_id)
-    form = form_data("kind", "body", "uuid")
+    form = form_data("kind", "body", "uuid", "when", "at", "tz")
     try:
+        when = activities.parse_when(form["when"], form["at"], form["tz"])
         activity, created = activities.log_activity(
-            db.session, current_user, contact, form["kind"], form["body"], form["uuid"]
+            db.session, current_user, contact, form["kind"], form["body"], form["uuid"], when
         )
     except ValidationError as exc:
         ctx = _show_context(contact, form=form)
@@ -139,6 +149,7 @@ def edit(contact_id: int):
     contact = contacts.get_contact(db.session, current_user, contact_id)
     require(current_user, "contact.edit_handles", contact)
     form = {f: getattr(contact, f) or "" for f in contacts.FIELDS}
+    form.update({f: coordinate(getattr(contact, f)) for f in contacts.POSITION_FIELDS})
     form.update({f"handle_{h.network}": h.handle for h in contact.handles})
     return _edit_page(contact, form, {})
 
