@@ -186,6 +186,7 @@ def test_an_entry_logged_for_earlier_keeps_that_time_through_the_outbox(live_ser
     rep = live_server.add_user("rep", name="Rita Rep")
     live_server.add_contact(rep, name="Late Logger")
     sign_in(page, live_server, rep.email, rep.password)
+    open_place(page, "Contacts")  # a rep starts on Today
     page.get_by_role("link", name="Late Logger").tap()  # a boosted link, as a rep goes
     expect(page.get_by_role("heading", level=1)).to_have_text("Late Logger")
     page.locator("#timeline summary", has_text="When").tap()
