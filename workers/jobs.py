@@ -277,7 +277,9 @@ def send_reminders() -> dict[str, int]:
         try:
             sender = push.Sender(db.session, current_app.config)
         except push.PushNotReady as exc:
-            log.warning("reminders are not pushed: %s", exc)
+            # Said once an hour, not at every sweep (every few seconds).
+            if connection.set(f"{REMINDER_LOCK}:not-ready-said", 1, nx=True, ex=3600):
+                log.warning("reminders are not pushed: %s", exc)
             sender = None
         db.session.commit()
         try:
