@@ -60,15 +60,15 @@ def seed(live_server: LiveServer):
 
 
 def sign_in(b: Driver, email: str, password: str) -> None:
-    """Through the real form; signed in once the contact list (or inbox) and the Account
-    link show."""
+    """Through the real form; signed in once the role's start page (Today for reps and
+    managers, the inbox for support) and the Account link show."""
     b.open("/login")
     b.wait("!!document.querySelector('#email')", "the sign-in form")
     b.fill("#email", email)
     b.fill("#password", password)
     b.tap("form button[type=submit]")
     b.wait(
-        "/^\\/(contacts|inbox\\/)$/.test(location.pathname) &&"
+        "/^\\/(today|contacts|inbox\\/)$/.test(location.pathname) &&"
         " !!document.querySelector('header a[href=\"/account\"]')",
         "signed in (an expired form would answer 'This form expired')",
     )
@@ -108,6 +108,8 @@ def test_a_rep_finds_a_contact_and_logs_a_call_in_two_taps(engine: Driver, live_
     sign_in(engine, rep.email, rep.password)
     # The session cookie is HttpOnly: the page cannot read it.
     assert "crm_session" not in engine.js("document.cookie")
+    engine.tap('header a[href="/contacts"]')  # a rep starts on Today
+    engine.wait("location.pathname === '/contacts'", "the contact list")
     engine.wait(count_is("#contact-list li.row", 3), "the three contacts listed")
     engine.js("window.__samePage = true")
     search(engine, "hartl", ["Alice Hartley"])
