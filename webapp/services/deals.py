@@ -1,23 +1,22 @@
 """Deals and the pipeline: validation, create (once per form), edit, moving along the
 stages and on the board, won and lost, soft delete and undo, the history every stage or
-close-date change writes; the board's columns, the pipeline summary, the forecast,
-stuck and pushed deals, team activity, the stages admins edit, and the deals that need
-their owner's attention (for the Today page)."""
+close-date change writes; the board's columns and the deals that need their owner's
+attention (for the Today page). The reports are in deal_reports, the stages admins edit
+in stages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
-from sqlalchemy import literal as sa_literal
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, lazyload, selectinload
 
-from webapp.models import Activity, Contact, Deal, DealChange, Stage, User
-from webapp.models.base import UTCDateTime, utcnow
-from webapp.models.deals import LOST_REASONS, STAGE_KINDS
+from webapp.models import Contact, Deal, DealChange, Stage, User
+from webapp.models.base import utcnow
+from webapp.models.deals import LOST_REASONS
 from webapp.services import money, once
-from webapp.services.errors import NotFoundError, PermissionDenied, ValidationError
+from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import can, require
 from webapp.services.values import text_problem
 
@@ -76,7 +75,7 @@ def _visible(user: User):
     return Deal.owner_id == user.id
 
 
-def _live(user: User, mine: bool = False):
+def live_deals(user: User, mine: bool = False):
     conditions = [Deal.deleted_at.is_(None), _visible(user)]
     if mine:
         conditions.append(Deal.owner_id == user.id)
@@ -101,7 +100,7 @@ def contact_deals(session: Session, user: User, contact: Contact) -> list[Deal]:
         session.scalars(
             select(Deal)
             .join(Stage, Deal.stage_id == Stage.id)
-            .where(Deal.contact_id == contact.id, _live(user))
+            .where(Deal.contact_id == contact.id, live_deals(user))
             .order_by(case((Stage.kind == "open", 0), else_=1), Stage.position, Deal.id.desc())
             .limit(50)
         )
@@ -505,7 +504,7 @@ class Attention:
     reasons: list[str] = field(default_factory=list)
 
 
-def _stuck_condition(open_list: list[Stage], now: datetime):
+def stuck_condition(open_list: list[Stage], now: datetime):
     """Deals in an open stage longer than its rotting days: one cutoff per stage,
     computed here, so the SQL is the same on every database."""
     parts = [
@@ -553,7 +552,7 @@ def needing_attention(
             or_(
                 Deal.next_step.is_(None),
                 Deal.expected_close < today,
-                _stuck_condition(open_list, now),
+                stuck_condition(open_list, now),
             ),
         )
         .order_by(case((Deal.expected_close.is_(None), 1), else_=0), Deal.expected_close, Deal.id)
@@ -577,11 +576,11 @@ class Column:
     totals: dict[str, int] = field(default_factory=dict)
 
 
-def _totals_by_stage(session: Session, user: User, stage_ids: list[int], mine: bool) -> dict:
+def totals_by_stage(session: Session, user: User, stage_ids: list[int], mine: bool) -> dict:
     """{stage id: (count, {currency: sum of minor units})} of live deals."""
     rows = session.execute(
         select(Deal.stage_id, Deal.currency, func.count(), func.sum(Deal.amount_minor))
-        .where(_live(user, mine), Deal.stage_id.in_(stage_ids))
+        .where(live_deals(user, mine), Deal.stage_id.in_(stage_ids))
         .group_by(Deal.stage_id, Deal.currency)
     ).all()
     out: dict[int, tuple[int, dict[str, int]]] = {}
@@ -623,7 +622,7 @@ def column_deals(
         select(Deal, Contact.name, User.name)
         .outerjoin(Contact, Deal.contact_id == Contact.id)
         .join(User, Deal.owner_id == User.id)
-        .where(_live(user, mine), Deal.stage_id == stage.id)
+        .where(live_deals(user, mine), Deal.stage_id == stage.id)
     )
     if after is not None:
         mark = session.get(Deal, after)
@@ -649,323 +648,10 @@ def board(session: Session, user: User, mine: bool = False) -> list[Column]:
     """The open stages as columns, each with its first cards, its count and its totals
     per currency (a column never holds more than PER_COLUMN cards: "more" pages on)."""
     columns = open_stages(session)
-    totals = _totals_by_stage(session, user, [s.id for s in columns], mine)
+    totals = totals_by_stage(session, user, [s.id for s in columns], mine)
     out = []
     for stage in columns:
         cards, more = column_deals(session, user, stage, mine=mine)
         count, sums = totals.get(stage.id, (0, {}))
         out.append(Column(stage, cards, more, count, sums))
     return out
-
-
-# Reports --------------------------------------------------------------------------
-
-
-def _weighted(total_times_probability: int) -> int:
-    return int(total_times_probability) // 100
-
-
-def pipeline(session: Session, user: User) -> list[dict]:
-    """Every open stage with its count, its total per currency and its weighted total
-    per currency (amount times the stage's probability); a rep sees their own."""
-    columns = open_stages(session)
-    totals = _totals_by_stage(session, user, [s.id for s in columns], mine=False)
-    out = []
-    for stage in columns:
-        count, sums = totals.get(stage.id, (0, {}))
-        weighted = {c: _weighted(v * stage.probability) for c, v in sums.items()}
-        out.append({"stage": stage, "count": count, "totals": sums, "weighted": weighted})
-    return out
-
-
-def _month_starts(today: date, months: int) -> list[date]:
-    starts = []
-    year, month = today.year, today.month
-    for _ in range(months + 1):
-        starts.append(date(year, month, 1))
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return starts
-
-
-def _bucket(column, bounds: list) -> case:
-    """Which of the ranges [bounds[i], bounds[i+1]) column falls in, as SQL every
-    database runs alike (no date functions)."""
-    return case(*((column < b, i) for i, b in enumerate(bounds[1:])), else_=len(bounds) - 1)
-
-
-@dataclass
-class ForecastCell:
-    """A month's (or an owner's month's) money, per currency."""
-
-    weighted: dict[str, int] = field(default_factory=dict)
-    unweighted: dict[str, int] = field(default_factory=dict)
-    won: dict[str, int] = field(default_factory=dict)
-    count: int = 0
-
-
-def _add(cell: ForecastCell, kind: str, currency: str, value: int) -> None:
-    sums = getattr(cell, kind)
-    sums[currency] = sums.get(currency, 0) + int(value)
-
-
-def forecast(session: Session, user: User, today: date, months: int = 6) -> dict:
-    """The coming months: for each, the weighted sum (amount times stage probability) and
-    the plain sum of open deals expected to close in it, beside what was won in it;
-    the same by owner. Sums are per currency, never added across currencies. A rep
-    sees their own deals only."""
-    starts = _month_starts(today, months)
-    stage_list = stages(session)
-    open_ids = [s.id for s in stage_list if s.kind == "open"]
-    won_ids = [s.id for s in stage_list if s.kind == "won"]
-    probability = case(
-        *((Deal.stage_id == s.id, s.probability) for s in stage_list if s.kind == "open"),
-        else_=0,
-    )
-    month = _bucket(Deal.expected_close, starts).label("month")
-    open_rows = session.execute(
-        select(
-            month,
-            Deal.owner_id,
-            Deal.currency,
-            func.count(),
-            func.sum(Deal.amount_minor),
-            func.sum(Deal.amount_minor * probability),
-        )
-        .where(
-            _live(user),
-            Deal.stage_id.in_(open_ids),
-            Deal.expected_close >= starts[0],
-            Deal.expected_close < starts[-1],
-        )
-        .group_by(month, Deal.owner_id, Deal.currency)
-    ).all()
-    bounds = [datetime.combine(d, datetime.min.time(), UTC) for d in starts]
-    won_month = _bucket(Deal.closed_at, bounds).label("month")
-    won_rows = session.execute(
-        select(won_month, Deal.owner_id, Deal.currency, func.sum(Deal.amount_minor))
-        .where(
-            _live(user),
-            Deal.stage_id.in_(won_ids),
-            Deal.closed_at >= bounds[0],
-            Deal.closed_at < bounds[-1],
-        )
-        .group_by(won_month, Deal.owner_id, Deal.currency)
-    ).all()
-    by_month = [ForecastCell() for _ in range(months)]
-    by_owner: dict[int, list[ForecastCell]] = {}
-    for i, owner_id, currency, count, total, weighted in open_rows:
-        for cell in (
-            by_month[i],
-            by_owner.setdefault(owner_id, [ForecastCell() for _ in starts[:-1]])[i],
-        ):
-            _add(cell, "unweighted", currency, total or 0)
-            _add(cell, "weighted", currency, _weighted(weighted or 0))
-            cell.count += count
-    for i, owner_id, currency, total in won_rows:
-        for cell in (
-            by_month[i],
-            by_owner.setdefault(owner_id, [ForecastCell() for _ in starts[:-1]])[i],
-        ):
-            _add(cell, "won", currency, total or 0)
-    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(by_owner))).all())
-    owners = sorted(by_owner.items(), key=lambda item: names.get(item[0], "").lower())
-    return {
-        "months": starts[:-1],
-        "by_month": by_month,
-        "by_owner": [(names.get(owner_id, "?"), cells) for owner_id, cells in owners],
-    }
-
-
-def stuck(session: Session, user: User, now: datetime, limit: int = 50) -> list[Attention]:
-    """Open deals in their stage longer than its rotting days, the longest first."""
-    open_list = open_stages(session)
-    deals = session.scalars(
-        select(Deal)
-        .where(_live(user), _stuck_condition(open_list, now))
-        .order_by(Deal.stage_entered_at, Deal.id)
-        .limit(limit)
-        .options(selectinload(Deal.contact), selectinload(Deal.owner))
-    ).all()
-    return [Attention(d, reasons_for(d, now)) for d in deals]
-
-
-def pushed(session: Session, user: User, limit: int = 50) -> list[Deal]:
-    """Open deals whose close date moved later PUSHED_AFTER times or more, most first."""
-    return list(
-        session.scalars(
-            select(Deal)
-            .where(
-                _live(user),
-                Deal.stage_id.in_([s.id for s in open_stages(session)]),
-                Deal.close_date_pushes >= PUSHED_AFTER,
-            )
-            .order_by(Deal.close_date_pushes.desc(), Deal.id)
-            .limit(limit)
-            .options(selectinload(Deal.contact), selectinload(Deal.owner))
-        )
-    )
-
-
-def week_start(now: datetime) -> datetime:
-    """Monday 00:00 UTC of now's week."""
-    day = now.astimezone(UTC).date()
-    return datetime.combine(day - timedelta(days=day.weekday()), datetime.min.time(), UTC)
-
-
-def team_activity(session: Session, user: User, now: datetime) -> list[dict]:
-    """Calls, visits and meetings each person logged this week and last week (from
-    Monday, UTC): everyone for managers, a rep's own for a rep.
-
-    :raise PermissionDenied: a role that logs no sales work and may not see the team's.
-    """
-    if can(user, "team.view"):
-        people = select(User).where(
-            User.role.in_(("rep", "manager", "admin")),
-            User.disabled_at.is_(None),
-            User.removed_at.is_(None),
-        )
-    elif can(user, "deal.create"):
-        people = select(User).where(User.id == user.id)
-    else:
-        raise PermissionDenied("team.view")
-    this_week = week_start(now)
-    last_week = this_week - timedelta(days=7)
-    week = case((Activity.occurred_at >= this_week, 1), else_=0).label("week")
-    persons = {u.id: u for u in session.scalars(people.order_by(User.name))}
-    rows = session.execute(
-        select(Activity.author_id, Activity.kind, week, func.count())
-        .where(
-            Activity.author_id.in_(persons),
-            Activity.kind.in_(TEAM_KINDS),
-            Activity.deleted_at.is_(None),
-            Activity.occurred_at >= last_week,
-            Activity.occurred_at <= now,
-        )
-        .group_by(Activity.author_id, Activity.kind, week)
-    ).all()
-    counts = {uid: {w: dict.fromkeys(TEAM_KINDS, 0) for w in (0, 1)} for uid in persons}
-    for author_id, kind, w, n in rows:
-        counts[author_id][w][kind] = n
-    return [
-        {"user": persons[uid], "this_week": counts[uid][1], "last_week": counts[uid][0]}
-        for uid in persons
-    ]
-
-
-# Stages, as admins edit them ------------------------------------------------------
-
-
-def stage_deal_counts(session: Session) -> dict[int, int]:
-    """How many deals (deleted ones too, which may come back) each stage holds."""
-    return dict(session.execute(select(Deal.stage_id, func.count()).group_by(Deal.stage_id)).all())
-
-
-def _int_field(raw, low: int, high: int, what: str, blank_ok: bool = False):
-    text = str(raw or "").strip()
-    if not text and blank_ok:
-        return None, None
-    if not text.isascii() or not text.isdigit() or len(text) > 6 or not low <= int(text) <= high:
-        return None, f"Enter {what} from {low} to {high}."
-    return int(text), None
-
-
-def _clean_stage(data: dict) -> tuple[dict, dict[str, str]]:
-    values: dict = {}
-    errors: dict[str, str] = {}
-    name = data.get("name")
-    if problem := text_problem(name, 80):
-        errors["name"] = problem
-    elif not (name or "").strip():
-        errors["name"] = "Enter a name."
-    else:
-        values["name"] = " ".join(name.split())
-    for key, low, high, what, blank in (
-        ("position", 1, 1000, "a place in the order", False),
-        ("probability", 0, 100, "a probability in percent", False),
-        ("rotting_days", 1, 3650, "a number of days", True),
-    ):
-        value, problem = _int_field(data.get(key), low, high, what, blank)
-        if problem:
-            errors[key] = problem
-        else:
-            values[key] = value
-    if data.get("kind") not in STAGE_KINDS:
-        errors["kind"] = "Choose open, won or lost."
-    else:
-        values["kind"] = data["kind"]
-    return values, errors
-
-
-def _kinds_left(session: Session, changed: Stage | None, kind: str | None) -> set[str]:
-    left = {s.kind for s in stages(session) if s is not changed}
-    return left | ({kind} if kind else set())
-
-
-def save_stage(session: Session, user: User, stage: Stage | None, data: dict) -> Stage:
-    """Add a stage (stage None) or change one. A stage holding deals keeps its kind,
-    and there is always an open, a won and a lost stage.
-
-    :raise ValidationError: :raise PermissionDenied:
-    """
-    require(user, "stage.manage")
-    values, errors = _clean_stage(data)
-    if not errors and stage is not None and values["kind"] != stage.kind:
-        held = stage_deal_counts(session).get(stage.id, 0)
-        if held:
-            errors["kind"] = f"This stage holds {held} deals: move them before changing its kind."
-        elif _kinds_left(session, stage, values["kind"]) != set(STAGE_KINDS):
-            errors["kind"] = f"The pipeline needs at least one {stage.kind} stage."
-    if errors:
-        raise ValidationError(errors)
-    if stage is None:
-        stage = Stage(**values)
-        session.add(stage)
-    else:
-        for key, value in values.items():
-            setattr(stage, key, value)
-    session.flush()
-    return stage
-
-
-def delete_stage(session: Session, user: User, stage: Stage, move_to_id: int | None) -> int:
-    """Remove a stage, first moving the deals it holds to move_to_id (a stage of the
-    same kind); how many moved. There is always an open, a won and a lost stage.
-
-    :raise ValidationError: :raise PermissionDenied:
-    """
-    require(user, "stage.manage")
-    if _kinds_left(session, stage, None) != set(STAGE_KINDS):
-        raise ValidationError({"stage": f"The pipeline needs at least one {stage.kind} stage."})
-    held = stage_deal_counts(session).get(stage.id, 0)
-    if held:
-        target = session.get(Stage, move_to_id) if move_to_id else None
-        if target is None or target.id == stage.id or target.kind != stage.kind:
-            raise ValidationError(
-                {
-                    "move_to": f"This stage holds {held} deals: choose another "
-                    f"{STAGE_KINDS[stage.kind].lower()} stage to move them to."
-                }
-            )
-        now = utcnow()
-        moving = select(Deal.id).where(Deal.stage_id == stage.id)
-        session.execute(
-            insert(DealChange).from_select(
-                ["deal_id", "field", "before", "after", "changed_by_id", "changed_at"],
-                select(
-                    Deal.id,
-                    sa_literal("stage"),
-                    sa_literal(str(stage.id)),
-                    sa_literal(str(target.id)),
-                    sa_literal(user.id),
-                    sa_literal(now, UTCDateTime()),
-                ).where(Deal.id.in_(moving)),
-            )
-        )
-        session.execute(
-            update(Deal)
-            .where(Deal.stage_id == stage.id)
-            .values(stage_id=target.id, stage_entered_at=now)
-        )
-    session.delete(stage)
-    session.flush()
-    return held

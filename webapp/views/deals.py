@@ -13,7 +13,8 @@ from webapp.extensions import db
 from webapp.htmx import render, wants_fragment
 from webapp.inputs import id_field
 from webapp.models.base import utcnow
-from webapp.services import contacts, deals
+from webapp.services import contacts, deal_reports, deals
+from webapp.services import stages as pipeline_stages
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 from webapp.views import form_data, safe_next, undo_flash
@@ -264,7 +265,7 @@ def restore(deal_id: int):
 @bp.get("/deals/pipeline")
 def pipeline():
     """Open deals by stage: counts, totals and weighted totals per currency."""
-    rows = deals.pipeline(db.session, current_user)
+    rows = deal_reports.pipeline(db.session, current_user)
     return render_template("deals/pipeline.html", rows=rows)
 
 
@@ -274,7 +275,7 @@ def forecast():
     require(current_user, "deal.view")
     now = utcnow()
     return render_template(
-        "deals/forecast.html", **deals.forecast(db.session, current_user, now.date())
+        "deals/forecast.html", **deal_reports.forecast(db.session, current_user, now.date())
     )
 
 
@@ -285,8 +286,8 @@ def stuck():
     now = utcnow()
     return render_template(
         "deals/stuck.html",
-        stuck=deals.stuck(db.session, current_user, now),
-        pushed=deals.pushed(db.session, current_user),
+        stuck=deal_reports.stuck(db.session, current_user, now),
+        pushed=deal_reports.pushed(db.session, current_user),
         pushed_after=deals.PUSHED_AFTER,
     )
 
@@ -297,8 +298,8 @@ def team():
     now = utcnow()
     return render_template(
         "deals/team.html",
-        rows=deals.team_activity(db.session, current_user, now),
-        week=deals.week_start(now),
+        rows=deal_reports.team_activity(db.session, current_user, now),
+        week=deal_reports.week_start(now),
     )
 
 
@@ -308,7 +309,7 @@ def _stages_page(
     return render_template(
         "deals/stages.html",
         stages=deals.stages(db.session),
-        held=deals.stage_deal_counts(db.session),
+        held=pipeline_stages.stage_deal_counts(db.session),
         errors=errors or {},
         failed=failed,
         form=form or {},
@@ -327,7 +328,7 @@ def add_stage():
     """Add a stage."""
     form = form_data(*STAGE_FIELDS)
     try:
-        stage = deals.save_stage(db.session, current_user, None, form)
+        stage = pipeline_stages.save_stage(db.session, current_user, None, form)
     except ValidationError as exc:
         db.session.rollback()
         return _stages_page(422, exc.errors, failed=0, form=form)
@@ -343,7 +344,7 @@ def save_stage(stage_id: int):
     stage = deals.get_stage(db.session, stage_id)
     form = form_data(*STAGE_FIELDS)
     try:
-        deals.save_stage(db.session, current_user, stage, form)
+        pipeline_stages.save_stage(db.session, current_user, stage, form)
     except ValidationError as exc:
         db.session.rollback()
         return _stages_page(422, exc.errors, failed=stage_id, form=form)
@@ -359,7 +360,7 @@ def delete_stage(stage_id: int):
     stage = deals.get_stage(db.session, stage_id)
     name = stage.name
     try:
-        moved = deals.delete_stage(
+        moved = pipeline_stages.delete_stage(
             db.session, current_user, stage, id_field(request.form, "move_to")
         )
     except ValidationError as exc:

@@ -11,7 +11,7 @@ import pytest
 from webapp.extensions import db
 from webapp.models import Activity, Deal, DealChange, Stage, User
 from webapp.models.base import utcnow
-from webapp.services import deals, money, once
+from webapp.services import deal_reports, deals, money, once, stages
 from webapp.services.errors import PermissionDenied, ValidationError
 
 
@@ -99,7 +99,7 @@ def test_the_forecast_weighs_each_currency_apart(app, make_user):
         deals.delete_deal(db.session, rep, gone)
         db.session.commit()
 
-        seen = deals.forecast(db.session, manager, today, months=3)
+        seen = deal_reports.forecast(db.session, manager, today, months=3)
         first, second, third = seen["by_month"]
         assert first.unweighted == {"EUR": 150000, "USD": 20000}
         assert first.weighted == {"EUR": 100000 * 20 // 100 + 50000 * 80 // 100, "USD": 12000}
@@ -109,7 +109,7 @@ def test_the_forecast_weighs_each_currency_apart(app, make_user):
         assert third.count == 0
         assert [name for name, _ in seen["by_owner"]] == sorted([rep.name, other.name])
         # A rep's forecast is their own.
-        own = deals.forecast(db.session, other, today, months=3)
+        own = deal_reports.forecast(db.session, other, today, months=3)
         assert own["by_month"][0].count == 0 and own["by_month"][1].count == 1
 
 
@@ -129,7 +129,7 @@ def test_stuck_deals_use_each_stages_own_rotting_days(app, make_user):
         deals.win_deal(db.session, rep, won)
         won.stage_entered_at = now - timedelta(days=300)
         db.session.commit()
-        found = [a.deal.title for a in deals.stuck(db.session, rep, now)]
+        found = [a.deal.title for a in deal_reports.stuck(db.session, rep, now)]
         assert found == ["Proposal, 30 days", "Old"]
 
 
@@ -140,7 +140,7 @@ def test_pipeline_totals_never_mix_currencies(app, make_user):
         _add(rep, amount="5.5", currency="EUR")
         _add(rep, amount="3", currency="GBP")
         db.session.commit()
-        qualified = deals.pipeline(db.session, rep)[0]
+        qualified = deal_reports.pipeline(db.session, rep)[0]
         assert qualified["count"] == 3
         assert qualified["totals"] == {"EUR": 1550, "GBP": 300}
         assert qualified["weighted"] == {"EUR": 310, "GBP": 60}
@@ -202,15 +202,15 @@ def test_team_activity_counts_this_week_and_last(app, make_user, make_contact):
                 )
             )
         db.session.commit()
-        rows = {r["user"].name: r for r in deals.team_activity(db.session, manager, now)}
+        rows = {r["user"].name: r for r in deal_reports.team_activity(db.session, manager, now)}
         assert rows[rep.name]["this_week"] == {"call": 2, "visit": 0, "meeting": 0}
         assert rows[rep.name]["last_week"] == {"call": 0, "visit": 1, "meeting": 1}
         assert rows[other.name]["this_week"]["meeting"] == 1
         assert manager.name in rows
-        own = deals.team_activity(db.session, other, now)
+        own = deal_reports.team_activity(db.session, other, now)
         assert [r["user"].name for r in own] == [other.name]
         with pytest.raises(PermissionDenied):
-            deals.team_activity(db.session, _user(app, make_user, "marketer"), now)
+            deal_reports.team_activity(db.session, _user(app, make_user, "marketer"), now)
 
 
 def test_stage_rules(app, make_user):
@@ -221,27 +221,27 @@ def test_stage_rules(app, make_user):
         db.session.commit()
         meeting, qualified = _stage("Meeting booked"), _stage("Qualified")
         with pytest.raises(ValidationError) as refused:
-            deals.delete_stage(db.session, admin, meeting, None)
+            stages.delete_stage(db.session, admin, meeting, None)
         assert "holds 1 deals" in refused.value.errors["move_to"]
         with pytest.raises(ValidationError):
-            deals.delete_stage(db.session, admin, meeting, _stage("Won").id)  # another kind
+            stages.delete_stage(db.session, admin, meeting, _stage("Won").id)  # another kind
         fields = {"name": "Meeting booked", "position": "2", "probability": "40", "kind": "won"}
         with pytest.raises(ValidationError) as refused:
-            deals.save_stage(db.session, admin, meeting, fields)
+            stages.save_stage(db.session, admin, meeting, fields)
         assert "move them" in refused.value.errors["kind"]
-        assert deals.delete_stage(db.session, admin, meeting, qualified.id) == 1
+        assert stages.delete_stage(db.session, admin, meeting, qualified.id) == 1
         db.session.commit()
         db.session.refresh(deal)
         assert deal.stage_id == qualified.id
         last = db.session.query(DealChange).filter_by(deal_id=deal.id).order_by(DealChange.id)
         assert (last.all()[-1].before, last.all()[-1].after) == (str(meeting.id), str(qualified.id))
         with pytest.raises(ValidationError) as refused:
-            deals.delete_stage(db.session, admin, _stage("Lost"), None)
+            stages.delete_stage(db.session, admin, _stage("Lost"), None)
         assert "at least one lost stage" in refused.value.errors["stage"]
         with pytest.raises(ValidationError) as refused:
-            deals.save_stage(db.session, admin, None, {"name": "", "position": "x", "kind": "?"})
+            stages.save_stage(db.session, admin, None, {"name": "", "position": "x", "kind": "?"})
         assert set(refused.value.errors) == {"name", "position", "probability", "kind"}
-        added = deals.save_stage(
+        added = stages.save_stage(
             db.session,
             admin,
             None,
@@ -255,7 +255,7 @@ def test_stage_rules(app, make_user):
         )
         assert added.rotting_days is None
         with pytest.raises(PermissionDenied):
-            deals.save_stage(db.session, rep, added, {"name": "x"})
+            stages.save_stage(db.session, rep, added, {"name": "x"})
 
 
 def test_a_closed_deal_keeps_its_stage_when_edited_and_reopens(app, make_user):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from webapp.extensions import db
 from webapp.models import Deal, DealChange, Stage, User
 from webapp.models.base import utcnow
-from webapp.services import deals, demo
+from webapp.services import deal_reports, deals, demo
 
 
 def test_the_demo_pipeline_has_something_on_every_page(app):
@@ -24,9 +24,9 @@ def test_the_demo_pipeline_has_something_on_every_page(app):
         )
         assert set(per_stage) == set(db.session.scalars(select(Stage.id)))
         assert sum(per_stage.values()) >= 300
-        assert len(deals.stuck(db.session, manager, now)) >= 5
-        assert len(deals.pushed(db.session, manager)) >= 5
-        forecast = deals.forecast(db.session, manager, now.date())
+        assert len(deal_reports.stuck(db.session, manager, now)) >= 5
+        assert len(deal_reports.pushed(db.session, manager)) >= 5
+        forecast = deal_reports.forecast(db.session, manager, now.date())
         assert all(cell.weighted for cell in forecast["by_month"][:4])
         assert len(forecast["by_owner"]) >= 4
         assert deals.needing_attention(db.session, rep, now)
