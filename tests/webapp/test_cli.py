@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import Mention, User
-from webapp.services import demo
+from webapp.services import demo, demo_sales
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -241,7 +241,7 @@ def test_crm_up_runs_everything_and_every_way_of_stopping_it_leaves_nothing(tmp_
 
     with sqlite3.connect(tmp_path / "crm.sqlite3") as conn:
         # A user per role, and the pipeline's two further reps.
-        people = len(demo.USERS) + len(demo.DEAL_REPS)
+        people = len(demo.USERS) + len(demo_sales.DEAL_REPS)
         assert conn.execute("select count(*) from users").fetchone()[0] == people
         assert conn.execute("select count(*) from contacts").fetchone()[0] >= 300
         assert conn.execute("select count(*) from sources where kind = 'demo'").fetchone()[0] == 1
