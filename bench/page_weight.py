@@ -58,6 +58,8 @@ class Subresources(HTMLParser):
             self.urls.append(a["href"])
         elif tag in {"script", "img"} and a.get("src"):
             self.urls.append(a["src"])
+        if a.get("data-script"):  # nav.js loads it as soon as the page is there
+            self.urls.append(a["data-script"])
 
 
 def kind_of(path: str, content_type: str) -> str:

@@ -17,9 +17,6 @@ const SHELL = [
   "/static/js/htmx-4.0.1.min.js",
   "/static/js/offline.js",
   "__PAGE_SCRIPT__",
-  "/static/js/tasks.js",
-  "/static/js/push.js",
-  "/static/js/nearby.js",
   "/static/icons/icon-192.png",
   "/static/icons/icon-512.png",
   "/static/icons/maskable-512.png",
@@ -45,8 +42,17 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
     const keep = [SHELL_CACHE, PAGE_CACHE];
+    const shell = await caches.open(SHELL_CACHE);
     for (const key of await caches.keys()) {
-      if (!keep.includes(key)) await caches.delete(key);
+      if (keep.includes(key)) continue;
+      // A page's own assets that this phone kept come along in their new version, so
+      // the pages it saved still work offline after an update.
+      if (key.startsWith("fieldcrm-shell-v")) {
+        for (const request of await (await caches.open(key)).keys()) {
+          if (!(await shell.match(request))) await shell.add(request.url).catch(() => {});
+        }
+      }
+      await caches.delete(key);
     }
     // Preload starts the page request while this worker boots, so network-first costs
     // no extra round trip.
@@ -57,6 +63,19 @@ self.addEventListener("activate", (event) => {
 });
 
 const isHtml = (response) => (response.headers.get("Content-Type") || "").startsWith("text/html");
+
+// What one page needs beyond the shell (the board's script, the deal pages' stylesheet):
+// not precached, so a first visit loads only what every page needs, but kept with the
+// first page kept that names it, so a saved page works offline as it did online.
+const PAGE_ASSET = /(?:data-script(?:-open)?="|<link rel="stylesheet" href=")(\/static\/[^"?#]+)"/g;
+async function keepAssets(html) {
+  const cache = await caches.open(SHELL_CACHE);
+  for (const [, url] of html.matchAll(PAGE_ASSET)) {
+    if (!(await cache.match(url))) await cache.add(url).catch(() => {});
+  }
+}
+
+self.Offline.pageAssets = keepAssets; // Offline.keep calls it for every page it keeps
 
 // Keyed by URL alone, so a page fetched by htmx is found by a plain navigation later.
 const keepPage = (request, response) => self.Offline.keep(request.url, response);

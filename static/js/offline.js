@@ -184,6 +184,8 @@
     await cache.put(url, new Response(body, { status: 200, headers }));
     await update("pages", url, (old) => ({ ...old, ...extra, bytes: body.size, savedAt, usedAt: Date.now() }));
     await trim();
+    // The service worker keeps what the page needs beyond the shell (sw.js).
+    if (self.Offline.pageAssets) await self.Offline.pageAssets(await body.text()).catch(() => {});
   }
 
   // A kept page, marked with when it was saved (app.js shows it), or null.

@@ -26,40 +26,47 @@ PAGE_SCRIPTS = (
     "nav.js",
 )
 PAGE_SCRIPT = "/static/js/page.js"
-# Comments that take whole lines: our files keep them for people, a phone does not need
-# them. (A template literal whose line starts like a comment would lose that line: none
-# does, and the browser tests run what is served.)
+# Comments that take whole lines, and the indentation: our files keep them for people, a
+# phone does not need them. (A template literal whose line starts like a comment would
+# lose that line: none does, and the browser tests run what is served.)
 _WHOLE_LINE_COMMENTS = re.compile(r"^[ \t]*(?://[^\n]*|/\*.*?\*/[ \t]*)\n", re.M | re.S)
-# Files of ours that are served without those comments; a vendored file is sent as is.
+# Files of ours that are served compact; a vendored file is sent as is.
 _OWN_SOURCE = re.compile(r"(?<!\.min)\.(?:js|css)$")
 
 
-def without_comments(source: str) -> str:
-    """source (our JS or CSS) without its whole-line comments."""
-    return _WHOLE_LINE_COMMENTS.sub("", source)
+def compact(source: str) -> str:
+    """source (our JS or CSS) without its whole-line comments and indentation; a line
+    inside a template literal that spans lines keeps its spaces, which are its text."""
+    lines = []
+    in_literal = False
+    for line in _WHOLE_LINE_COMMENTS.sub("", source).split("\n"):
+        lines.append(line if in_literal else line.lstrip(" \t"))
+        if line.count("`") % 2:
+            in_literal = not in_literal
+    return "\n".join(lines)
 
 
 @cache
 def _page_script(static_folder: str) -> tuple[str, str]:
-    """The page's scripts joined in order without their whole-line comments, and the
+    """The page's scripts joined in order, compact, and the
     address that names this version of them."""
     parts = []
     for name in PAGE_SCRIPTS:
         source = Path(static_folder, "js", name).read_text()
-        parts.append(f"// {name}\n" + without_comments(source))
+        parts.append(f"// {name}\n" + compact(source))
     body = "\n".join(parts)
     return body, f"{PAGE_SCRIPT}?v={hashlib.sha256(body.encode()).hexdigest()[:12]}"
 
 
 @cache
 def _own_source(path: Path, mtime_ns: int) -> tuple[str, str]:
-    """A static file of ours without its comments, and its ETag (per version of it)."""
-    body = without_comments(path.read_text())
+    """A static file of ours, compact, and its ETag (per version of it)."""
+    body = compact(path.read_text())
     return body, hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 def static_file(filename: str) -> Response:
-    """The app's static files: ours (JS, CSS) without whole-line comments, with an ETag
+    """The app's static files: ours (JS, CSS) compact, with an ETag
     so a phone revalidates cheaply; anything else as Flask sends it."""
     folder = Path(current_app.static_folder).resolve()
     try:
@@ -99,7 +106,7 @@ def _service_worker(static_folder: str, template_folder: str) -> str:
     for path in paths:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    source = without_comments(Path(static_folder, "sw.js").read_text())
+    source = compact(Path(static_folder, "sw.js").read_text())
     source = source.replace("__PAGE_SCRIPT__", _page_script(static_folder)[1])
     return source.replace("__SHELL_VERSION__", digest.hexdigest()[:12])
 
