@@ -4,6 +4,7 @@ and give them; the outbox's task-done tick stored once; Today's sections."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -351,3 +352,70 @@ def test_the_demo_rep_lands_on_a_full_today(app, client):
     assert "Visit the showroom" in sections["visits"] + sections["overdue"]
     assert "Renewal conversation" in sections["coming"]
     assert 'aria-label="2 unread"' in page
+
+
+def test_a_long_task_list_shows_each_group_a_page_at_a_time_in_a_fixed_number_of_statements(
+    app, client, login, make_user, make_contact
+):
+    """A rep far behind still sees today's tasks; each group shows its first page and
+    scrolls on; the page costs the same number of statements with 5 tasks or 65."""
+    from sqlalchemy import event
+
+    rep, other = make_user("rep"), make_user("rep")
+    contact = make_contact(rep, name="Ada Quarry", phone="+44 113 496 0000")
+    now = utcnow()
+    login(rep)
+
+    def statements() -> int:
+        count = []
+        with app.app_context():
+            engine = db.engine
+        listen = lambda *a: count.append(1)  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            assert client.get("/tasks").status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        return len(count)
+
+    limit = tasks.GROUP_LIMIT
+
+    def late(i: int) -> Task:
+        return add_task(
+            app, rep, f"Late {i:03}", now - timedelta(days=2, minutes=i), contact_id=contact.id
+        )
+
+    for i in range(3):
+        late(i)
+    add_task(app, rep, "Call today", now + timedelta(minutes=5), contact_id=contact.id)
+    few = statements()
+    for i in range(3, limit + 10):
+        late(i)
+    assert statements() == few
+
+    page = client.get("/tasks").get_data(as_text=True)
+    overdue = page.split('id="g-overdue"')[1].split("</section>")[0]
+    assert f'<span class="count">{limit}+</span>' in overdue
+    assert overdue.count('class="row task ') == limit
+    # The oldest first: the first page ends at the limit-th oldest.
+    oldest, last_shown, first_left = limit + 9, 10, 9
+    assert f"Late {oldest:03}" in overdue and f"Late {last_shown:03}" in overdue
+    assert f"Late {first_left:03}" not in overdue
+    assert "Call today" in page.split('id="g-today"')[1].split("</section>")[0]
+    more = re.search(r'<a href="(/tasks\?group=overdue&amp;after=\d+)"', overdue)
+    assert more, overdue[-400:]
+    rest = client.get(more[1].replace("&amp;", "&"), headers={"HX-Request": "true"})
+    rows = rest.get_data(as_text=True)
+    assert rows.count('class="row task ') == 10 and "Late 009" in rows and "Late 000" in rows
+    assert "group=overdue" not in rows  # the last page says no more
+    # Without JavaScript the link is a page of its own.
+    assert "<h1>Overdue</h1>" in client.get(more[1].replace("&amp;", "&")).get_data(as_text=True)
+
+    theirs = add_task(app, other, "Not yours", now - timedelta(days=1))
+    for bad in (
+        "/tasks?group=someday",
+        f"/tasks?group=overdue&after={theirs.id}",
+        "/tasks?group=overdue&after=99999999",
+        "/tasks?group=overdue&after=x",
+    ):
+        assert client.get(bad).status_code in (400, 404), bad

@@ -15,6 +15,7 @@ TASK_STATUSES = {"todo": "To do", "done": "Done", "cancelled": "Cancelled"}
 # "Open" written out, not bound: SQLite uses a partial index only when the query's own
 # text implies the index's WHERE, which a bound parameter never does.
 OPEN = sql_text("tasks.status = 'todo'")
+DONE = sql_text("tasks.status = 'done'")
 
 
 class Task(db.Model):
@@ -57,6 +58,14 @@ class Task(db.Model):
             "due_at",
             sqlite_where=sql_text("status = 'todo'"),
             postgresql_where=sql_text("status = 'todo'"),
+        ),
+        # The task list's "Done lately": an assignee's done tasks, latest first.
+        Index(
+            "ix_tasks_done_by_assignee",
+            "assignee_id",
+            "done_at",
+            sqlite_where=sql_text("status = 'done'"),
+            postgresql_where=sql_text("status = 'done'"),
         ),
         Index("ix_tasks_contact", "contact_id"),
         Index("ix_tasks_deal", "deal_id"),

@@ -10,12 +10,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from webapp.models import Deal, Task, User
 from webapp.models.base import utcnow
-from webapp.models.tasks import OPEN, TASK_KINDS
+from webapp.models.tasks import DONE, OPEN, TASK_KINDS
 from webapp.services.contacts import get_contact
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import can, require
@@ -31,6 +31,9 @@ FOLLOW_UPS = {"tomorrow": ("Tomorrow", 1), "3days": ("In 3 days", 3), "nextweek"
 MAX_DONE_FUTURE = timedelta(minutes=10)
 MAX_DONE_PAST = timedelta(days=90)
 LIST_LIMIT = 200
+# A group of the task list shows this many at a time; scrolling on loads the next.
+GROUP_LIMIT = 25
+GROUPS = ("overdue", "today", "upcoming")
 DONE_LIMIT = 20
 # Roles whose people have tasks of their own (the assignee picker).
 ASSIGNABLE_ROLES = ("rep", "manager", "admin")
@@ -284,6 +287,8 @@ class TaskList:
     today: list[Task] = field(default_factory=list)
     upcoming: list[Task] = field(default_factory=list)
     done: list[Task] = field(default_factory=list)
+    # The groups that have more than they show.
+    more: set[str] = field(default_factory=set)
 
 
 def day_bounds(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -294,32 +299,62 @@ def day_bounds(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def list_tasks(session: Session, user: User, now: datetime, tz: ZoneInfo) -> TaskList:
-    """The user's own tasks: open ones by due time in groups, the latest done."""
+    """The user's own tasks: the first of each group of open ones by due time (each
+    group its own query, so a long overdue list never hides today's), the latest done."""
     require(user, "task.view")
-    start, end = day_bounds(now, tz)
-    open_tasks = session.scalars(
-        select(Task)
-        .where(Task.assignee_id == user.id, OPEN)
-        .order_by(Task.due_at, Task.id)
-        .limit(LIST_LIMIT)
-    )
     result = TaskList()
-    for task in open_tasks:
-        if task.due_at < start:
-            result.overdue.append(task)
-        elif task.due_at < end:
-            result.today.append(task)
-        else:
-            result.upcoming.append(task)
+    for group in GROUPS:
+        rows, more = task_group(session, user, group, now, tz)
+        setattr(result, group, rows)
+        if more:
+            result.more.add(group)
     result.done = list(
         session.scalars(
             select(Task)
-            .where(Task.assignee_id == user.id, Task.status == "done")
+            .options(joinedload(Task.contact))
+            .where(Task.assignee_id == user.id, DONE)
             .order_by(Task.done_at.desc(), Task.id.desc())
             .limit(DONE_LIMIT)
         )
     )
     return result
+
+
+def task_group(
+    session: Session,
+    user: User,
+    group: str,
+    now: datetime,
+    tz: ZoneInfo,
+    after: int | None = None,
+    limit: int = GROUP_LIMIT,
+) -> tuple[list[Task], bool]:
+    """One group of the user's open tasks (overdue, today or upcoming in zone tz) by due
+    time, limit at a time after the task `after`; (tasks, whether more follow).
+    :raise NotFoundError: an unknown group, or an after that is not the user's open task."""
+    require(user, "task.view")
+    start, end = day_bounds(now, tz)
+    within = {
+        "overdue": Task.due_at < start,
+        "today": and_(Task.due_at >= start, Task.due_at < end),
+        "upcoming": Task.due_at >= end,
+    }
+    if group not in within:
+        raise NotFoundError(f"task group {group!r}")
+    query = (
+        select(Task)
+        .options(joinedload(Task.contact))
+        .where(Task.assignee_id == user.id, OPEN, within[group])
+    )
+    if after is not None:
+        mark = session.get(Task, after)
+        if mark is None or mark.assignee_id != user.id:
+            raise NotFoundError(f"task {after}")
+        query = query.where(
+            or_(Task.due_at > mark.due_at, and_(Task.due_at == mark.due_at, Task.id > mark.id))
+        )
+    rows = list(session.scalars(query.order_by(Task.due_at, Task.id).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 def assignees(session: Session, user: User) -> list[User]:
@@ -383,6 +418,7 @@ def for_contact(session: Session, user: User, contact) -> list[Task]:
         return []
     stmt = (
         select(Task)
+        .options(joinedload(Task.contact))
         .where(Task.contact_id == contact.id, Task.status == "todo")
         .order_by(Task.due_at, Task.id)
         .limit(LIST_LIMIT)

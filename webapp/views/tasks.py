@@ -54,8 +54,30 @@ def index():
         return render(
             "tasks/contact.html", "tasks/_contact.html", contact=contact, contact_tasks=rows
         )
+    group = request.args.get("group")
+    if group is not None:
+        return _group_page(group)
     listing = tasks.list_tasks(db.session, current_user, utcnow(), user_zone())
     return render_template("tasks/index.html", listing=listing)
+
+
+GROUP_HEADINGS = {"overdue": "Overdue", "today": "Today", "upcoming": "Upcoming"}
+
+
+def _group_page(group: str):
+    """More of one group after ?after= (the rows, for htmx scrolling on), or the group's
+    own page (a plain link). :raise 404: an unknown group or after."""
+    after = id_field(request.args, "after")
+    rows, more = tasks.task_group(db.session, current_user, group, utcnow(), user_zone(), after)
+    return render(
+        "tasks/group.html",
+        "tasks/_more.html",
+        group=group,
+        heading=GROUP_HEADINGS.get(group, ""),
+        rows=rows,
+        more=more,
+        zone=user_zone(),
+    )
 
 
 @bp.get("/tasks/new")
