@@ -3,7 +3,7 @@
 from webapp.models.activities import ACTIVITY_KINDS, Activity
 from webapp.models.audit import AuditEvent
 from webapp.models.contacts import Contact, ContactHandle
-from webapp.models.deals import Deal, DealChange, Stage
+from webapp.models.deals import Deal, DealChange, DealTotal, Stage
 from webapp.models.forms import FormSubmission
 from webapp.models.mentions import Mention
 from webapp.models.notifications import AppSecret, Notification, PushSubscription
@@ -23,6 +23,7 @@ __all__ = [
     "ContactHandle",
     "Deal",
     "DealChange",
+    "DealTotal",
     "FormSubmission",
     "LoginFailure",
     "Mention",

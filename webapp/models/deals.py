@@ -144,3 +144,17 @@ class DealChange(db.Model):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_deal_changes_deal", "deal_id", "changed_at"),)
+
+
+class DealTotal(db.Model):
+    """How many live deals one owner has in one stage and currency, and their sum: what
+    the board's and the pipeline's totals read. Kept by triggers on deals (migration
+    0013), never written by the app."""
+
+    __tablename__ = "deal_totals"
+
+    owner_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    stage_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    deals: Mapped[int] = mapped_column()
+    amount_minor: Mapped[int] = mapped_column(BigInteger)

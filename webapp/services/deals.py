@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, lazyload, selectinload
 
-from webapp.models import Contact, Deal, DealChange, Stage, User
+from webapp.models import Contact, Deal, DealChange, DealTotal, Stage, User
 from webapp.models.base import utcnow
 from webapp.models.deals import LOST_REASONS
 from webapp.services import money, once
@@ -577,17 +577,27 @@ class Column:
 
 
 def totals_by_stage(session: Session, user: User, stage_ids: list[int], mine: bool) -> dict:
-    """{stage id: (count, {currency: sum of minor units})} of live deals."""
-    rows = session.execute(
-        select(Deal.stage_id, Deal.currency, func.count(), func.sum(Deal.amount_minor))
-        .where(live_deals(user, mine), Deal.stage_id.in_(stage_ids))
-        .group_by(Deal.stage_id, Deal.currency)
-    ).all()
+    """{stage id: (count, {currency: sum of minor units})} of the live deals user sees
+    (mine: their own only), from the totals the database keeps (DealTotal)."""
+    require(user, "deal.view")
+    query = (
+        select(
+            DealTotal.stage_id,
+            DealTotal.currency,
+            func.sum(DealTotal.deals),
+            func.sum(DealTotal.amount_minor),
+        )
+        .where(DealTotal.stage_id.in_(stage_ids), DealTotal.deals > 0)
+        .group_by(DealTotal.stage_id, DealTotal.currency)
+    )
+    if mine or not can(user, "deal.view_all"):
+        query = query.where(DealTotal.owner_id == user.id)
+    rows = session.execute(query).all()
     out: dict[int, tuple[int, dict[str, int]]] = {}
     for stage_id, currency, count, total in rows:
         n, sums = out.get(stage_id, (0, {}))
         sums[currency] = int(total or 0)
-        out[stage_id] = (n + count, sums)
+        out[stage_id] = (n + int(count), sums)
     return out
 
 

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import Activity, Deal, DealChange, Stage, User
@@ -274,3 +275,59 @@ def test_a_closed_deal_keeps_its_stage_when_edited_and_reopens(app, make_user):
         assert (deal.title, deal.lost_reason) == ("Renamed", "Timing")
         deals.reopen_deal(db.session, rep, deal, _stage("Negotiation").id)
         assert deal.closed_at is None and deal.lost_reason is None
+
+
+def _plain_totals(user, stage_ids, mine=False) -> dict:
+    """The board's totals the slow way: every live deal read and summed."""
+    out: dict = {}
+    for deal in db.session.scalars(
+        sa.select(Deal).where(deals.live_deals(user, mine), Deal.stage_id.in_(stage_ids))
+    ):
+        n, sums = out.get(deal.stage_id, (0, {}))
+        sums[deal.currency] = sums.get(deal.currency, 0) + deal.amount_minor
+        out[deal.stage_id] = (n + 1, sums)
+    return out
+
+
+def test_the_totals_the_database_keeps_match_every_live_deal_after_every_kind_of_change(
+    app, make_user
+):
+    """The board's and the pipeline's totals come from deal_totals, kept by triggers:
+    after creating, moving, editing money and owner, winning, losing, reopening,
+    deleting, undoing, a hard delete and an UPDATE by hand, they equal a plain sum."""
+    with app.app_context():
+        rep, other = _user(app, make_user), _user(app, make_user)
+        manager = _user(app, make_user, "manager")
+        ids = [s.id for s in deals.stages(db.session)]
+
+        def check():
+            db.session.commit()
+            for who, mine in ((manager, False), (manager, True), (rep, False), (other, True)):
+                kept = deals.totals_by_stage(db.session, who, ids, mine)
+                assert kept == _plain_totals(who, ids, mine), (who.role, mine)
+
+        a = _add(rep, "A", amount="100")
+        b = _add(rep, "B", amount="250.5", currency="GBP", stage="Negotiation")
+        c = _add(other, "C", amount="75")
+        check()
+        deals.move_deal(db.session, rep, a, _stage("Proposal sent").id)
+        check()
+        data = {**deals.edit_form(b), "amount": "300", "currency": "EUR"}
+        deals.update_deal(db.session, rep, b, data, "EUR")
+        check()
+        c.owner_id = rep.id  # a manager hands a deal over
+        check()
+        deals.win_deal(db.session, rep, a)
+        deals.lose_deal(db.session, rep, b, "Price", None)
+        check()
+        deals.reopen_deal(db.session, rep, b, None)
+        check()
+        deals.delete_deal(db.session, rep, c)
+        check()
+        deals.restore_deal(db.session, rep, c.id, timedelta(minutes=5))
+        check()
+        db.session.delete(db.session.get(Deal, a.id))
+        check()
+        db.session.execute(sa.text("UPDATE deals SET amount_minor = amount_minor * 2"))
+        check()
+        assert deals.totals_by_stage(db.session, manager, ids, False)  # not all empty
