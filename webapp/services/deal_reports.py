@@ -5,7 +5,7 @@ never added across currencies."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -63,11 +63,11 @@ def _add(cell: ForecastCell, kind: str, currency: str, value: int) -> None:
     sums[currency] = sums.get(currency, 0) + int(value)
 
 
-def forecast(session: Session, user: User, today: date, months: int = 6) -> dict:
+def forecast(session: Session, user: User, today: date, months: int = 6, tz: tzinfo = UTC) -> dict:
     """The coming months: for each, the weighted sum (amount times stage probability) and
-    the plain sum of open deals expected to close in it, beside what was won in it;
-    the same by owner. Sums are per currency, never added across currencies. A rep
-    sees their own deals only."""
+    the plain sum of open deals expected to close in it, beside what was won in it (its
+    months in zone tz, the user's); the same by owner. Sums are per currency, never
+    added across currencies. A rep sees their own deals only."""
     starts = _month_starts(today, months)
     stage_list = deals.stages(session)
     open_ids = [s.id for s in stage_list if s.kind == "open"]
@@ -94,7 +94,7 @@ def forecast(session: Session, user: User, today: date, months: int = 6) -> dict
         )
         .group_by(month, Deal.owner_id, Deal.currency)
     ).all()
-    bounds = [datetime.combine(d, datetime.min.time(), UTC) for d in starts]
+    bounds = [datetime.combine(d, datetime.min.time(), tz).astimezone(UTC) for d in starts]
     won_month = _bucket(Deal.closed_at, bounds).label("month")
     won_rows = session.execute(
         select(won_month, Deal.owner_id, Deal.currency, func.sum(Deal.amount_minor))
@@ -161,15 +161,16 @@ def pushed(session: Session, user: User, limit: int = 50) -> list[Deal]:
     )
 
 
-def week_start(now: datetime) -> datetime:
-    """Monday 00:00 UTC of now's week."""
-    day = now.astimezone(UTC).date()
-    return datetime.combine(day - timedelta(days=day.weekday()), datetime.min.time(), UTC)
+def week_start(now: datetime, tz: tzinfo = UTC) -> datetime:
+    """Monday 00:00 in zone tz of now's week there, in UTC."""
+    day = now.astimezone(tz).date()
+    monday = datetime.combine(day - timedelta(days=day.weekday()), datetime.min.time(), tz)
+    return monday.astimezone(UTC)
 
 
-def team_activity(session: Session, user: User, now: datetime) -> list[dict]:
+def team_activity(session: Session, user: User, now: datetime, tz: tzinfo = UTC) -> list[dict]:
     """Calls, visits and meetings each person logged this week and last week (from
-    Monday, UTC): everyone for managers, a rep's own for a rep.
+    Monday in zone tz, the one looking): everyone for managers, a rep's own for a rep.
 
     :raise PermissionDenied: a role that logs no sales work and may not see the team's.
     """
@@ -183,8 +184,10 @@ def team_activity(session: Session, user: User, now: datetime) -> list[dict]:
         people = select(User).where(User.id == user.id)
     else:
         raise PermissionDenied("team.view")
-    this_week = week_start(now)
-    last_week = this_week - timedelta(days=7)
+    this_week = week_start(now, tz)
+    # A week back on the wall clock (a summer-time change makes it 167 or 169 hours).
+    local = this_week.astimezone(tz).replace(tzinfo=None) - timedelta(days=7)
+    last_week = local.replace(tzinfo=tz).astimezone(UTC)
     week = case((Activity.occurred_at >= this_week, 1), else_=0).label("week")
     persons = {u.id: u for u in session.scalars(people.order_by(User.name))}
     rows = session.execute(

@@ -17,6 +17,7 @@ from webapp.services import contacts, deal_reports, deals
 from webapp.services import stages as pipeline_stages
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
+from webapp.templating import user_zone
 from webapp.views import form_data, safe_next, undo_flash
 
 bp = Blueprint("deals", __name__)
@@ -273,9 +274,10 @@ def pipeline():
 def forecast():
     """The coming months, weighted and not, beside what was won; by owner too."""
     require(current_user, "deal.view")
-    now = utcnow()
+    tz = user_zone()
+    today = utcnow().astimezone(tz).date()
     return render_template(
-        "deals/forecast.html", **deal_reports.forecast(db.session, current_user, now.date())
+        "deals/forecast.html", **deal_reports.forecast(db.session, current_user, today, tz=tz)
     )
 
 
@@ -295,11 +297,11 @@ def stuck():
 @bp.get("/deals/team")
 def team():
     """Calls, visits and meetings per person, this week and last. :raise 403:"""
-    now = utcnow()
+    now, tz = utcnow(), user_zone()
     return render_template(
         "deals/team.html",
-        rows=deal_reports.team_activity(db.session, current_user, now),
-        week=deal_reports.week_start(now),
+        rows=deal_reports.team_activity(db.session, current_user, now, tz),
+        monday=deal_reports.week_start(now, tz).astimezone(tz).date(),
     )
 
 

@@ -4,7 +4,8 @@ forecast's sums, stuck deals, team activity and the stage rules."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -212,6 +213,48 @@ def test_team_activity_counts_this_week_and_last(app, make_user, make_contact):
         assert [r["user"].name for r in own] == [other.name]
         with pytest.raises(PermissionDenied):
             deal_reports.team_activity(db.session, _user(app, make_user, "marketer"), now)
+
+
+def test_weeks_and_months_of_the_reports_are_the_viewers_own(app, make_user, make_contact):
+    """Monday 00:30 in Berlin is Sunday 23:30 UTC: this week for a manager in Berlin,
+    last week in UTC; a deal won then is December's in Berlin, November's in UTC."""
+    berlin = ZoneInfo("Europe/Berlin")
+    with app.app_context():
+        rep = _user(app, make_user)
+        manager = _user(app, make_user, "manager")
+        contact = make_contact(rep)
+        now = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)  # a Wednesday
+        monday_night = datetime(2026, 11, 30, 0, 30, tzinfo=berlin)
+        db.session.add(
+            Activity(
+                uuid=str(uuid.uuid4()),
+                contact_id=contact.id,
+                author_id=rep.id,
+                kind="call",
+                occurred_at=monday_night.astimezone(UTC),
+            )
+        )
+        won = _add(rep, amount="40", expected_close="2026-12-15")
+        deals.win_deal(db.session, rep, won)
+        won.closed_at = datetime(2026, 12, 1, 0, 30, tzinfo=berlin).astimezone(UTC)
+        db.session.commit()
+
+        def team(tz):
+            (row,) = [
+                r
+                for r in deal_reports.team_activity(db.session, manager, now, tz)
+                if r["user"].id == rep.id
+            ]
+            return row["this_week"]["call"], row["last_week"]["call"]
+
+        assert team(berlin) == (1, 0)
+        assert team(UTC) == (0, 1)
+        assert deal_reports.week_start(now, berlin) == datetime(2026, 11, 29, 23, 0, tzinfo=UTC)
+        december = date(2026, 12, 2)
+        in_berlin = deal_reports.forecast(db.session, manager, december, 1, tz=berlin)
+        in_utc = deal_reports.forecast(db.session, manager, december, 1, tz=UTC)
+        assert in_berlin["by_month"][0].won == {"EUR": 4000}
+        assert in_utc["by_month"][0].won == {}
 
 
 def test_stage_rules(app, make_user):
