@@ -203,3 +203,52 @@ def test_secret_fields_are_masked_whoever_records_them(app, make_user):
         )
         db.session.commit()
         assert event.changes == {"secret": ["(hidden)", "(hidden)"], "name": ["A", "B"]}
+
+
+def test_pipeline_stage_changes_are_in_the_audit_log(app, client, login, make_user):
+    """The stages weigh every forecast: who added, changed or removed one is on record,
+    with what changed and how many deals a removal moved."""
+    from webapp.models import Stage
+    from webapp.services import deals as deal_service
+    from webapp.services import once
+
+    admin = make_user("admin", name="Ada Admin")
+    rep = make_user("rep")
+    login(admin)
+    with app.app_context():
+        ids = {s.name: s.id for s in db.session.scalars(select(Stage))}
+        owner = db.session.get(User, rep.id)
+        data = {"title": "Ladders", "stage_id": str(ids["Meeting booked"])}
+        deal_service.create_deal(db.session, owner, None, data, once.new_key(), "EUR")
+        db.session.commit()
+    fields = {
+        "name": "Trial",
+        "position": "3",
+        "probability": "50",
+        "rotting_days": "",
+        "kind": "open",
+    }
+    assert client.post("/deals/stages", data=fields).status_code == 303
+    with app.app_context():
+        trial = db.session.scalar(select(Stage).where(Stage.name == "Trial")).id
+    changed = {**fields, "probability": "55"}
+    assert client.post(f"/deals/stages/{trial}", data=changed).status_code == 303
+    assert client.post(f"/deals/stages/{trial}", data=changed).status_code == 303  # no change
+    moved = {"move_to": str(ids["Qualified"])}
+    assert (
+        client.post(f"/deals/stages/{ids['Meeting booked']}/delete", data=moved).status_code == 303
+    )
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.record_type == "stage").order_by(AuditEvent.id)
+        ).all()
+        rows = [(e.action, e.actor_id, e.record_id, e.record_label) for e in events]
+        assert rows == [
+            ("stage.added", admin.id, trial, "Trial"),
+            ("stage.changed", admin.id, trial, "Trial"),
+            ("stage.deleted", admin.id, ids["Meeting booked"], "Meeting booked"),
+        ]
+        assert events[1].changes == {"probability": [50, 55]}
+        assert events[2].changes == {"deals_moved": [None, 1]}
+    log = client.get("/users/audit?record_type=stage").get_data(as_text=True)
+    assert "added the pipeline stage" in log and "deleted the pipeline stage" in log

@@ -47,8 +47,11 @@ ACTION_WORDS = {
     "source.deleted": "deleted the source",
     "source.restored": "restored the source",
     "source.purged": "removed for good the source",
+    "stage.added": "added the pipeline stage",
+    "stage.changed": "changed the pipeline stage",
+    "stage.deleted": "deleted the pipeline stage",
 }
-RECORD_TYPES = ("user", "invite", "source")
+RECORD_TYPES = ("user", "invite", "source", "stage")
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from webapp.models import Deal, DealChange, Stage, User
 from webapp.models.base import UTCDateTime, utcnow
 from webapp.models.deals import STAGE_KINDS
-from webapp.services import deals
+from webapp.services import audit, deals
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 from webapp.services.values import text_problem
@@ -81,10 +81,25 @@ def save_stage(session: Session, user: User, stage: Stage | None, data: dict) ->
     if stage is None:
         stage = Stage(**values)
         session.add(stage)
-    else:
-        for key, value in values.items():
-            setattr(stage, key, value)
+        session.flush()
+        audit.record(
+            session,
+            user,
+            "stage.added",
+            "stage",
+            stage.id,
+            label=stage.name,
+            changes={k: [None, v] for k, v in values.items()},
+        )
+        return stage
+    before = {key: getattr(stage, key) for key in values}
+    for key, value in values.items():
+        setattr(stage, key, value)
     session.flush()
+    if changes := audit.changed(before, values):
+        audit.record(
+            session, user, "stage.changed", "stage", stage.id, label=stage.name, changes=changes
+        )
     return stage
 
 
@@ -127,6 +142,15 @@ def delete_stage(session: Session, user: User, stage: Stage, move_to_id: int | N
             .where(Deal.stage_id == stage.id)
             .values(stage_id=target.id, stage_entered_at=now)
         )
+    audit.record(
+        session,
+        user,
+        "stage.deleted",
+        "stage",
+        stage.id,
+        label=stage.name,
+        changes={"deals_moved": [None, held]} if held else None,
+    )
     session.delete(stage)
     session.flush()
     return held
