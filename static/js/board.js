@@ -10,10 +10,14 @@
   const cards = (list) => [...list.children].filter((c) => c.matches(".deal-card:not(.dragging)"));
   const say = (text) => { const s = $("#board-status"); if (s) s.textContent = text; };
   const title = (card) => $(".deal-title", card).textContent;
-  const count = (list, by) => {
-    const n = list && $(".count", list.closest(".column"));
-    if (n) n.textContent = String(Number(n.textContent) + by);
+  // The server sends the new count and totals of each column a move touched.
+  const sums = (html) => {
+    for (const fresh of new DOMParser().parseFromString(html, "text/html").querySelectorAll(".column-sum[data-stage]")) {
+      const old = $(`.column[data-stage="${fresh.dataset.stage}"] .column-sum`);
+      if (old) old.replaceWith(document.adoptNode(fresh));
+    }
   };
+  const mine = () => new URLSearchParams(location.search).get("mine") || "";
 
   async function send(card, url, fields) {
     const form = $(".stage-pick", card);
@@ -35,14 +39,14 @@
     const list = card.parentElement;
     const prev = card.previousElementSibling, next = card.nextElementSibling;
     const fields = {
-      stage_id: list.dataset.stage, from_stage: card.dataset.stage,
+      stage_id: list.dataset.stage, from_stage: card.dataset.stage, mine: mine(),
       prev_id: prev && prev.matches(".deal-card") ? prev.dataset.id : "",
       next_id: next && next.matches(".deal-card") ? next.dataset.id : "",
     };
     try {
       const html = await send(card, null, fields);
       const fresh = new DOMParser().parseFromString(html, "text/html").body.firstElementChild;
-      if (origin.list !== list) { count(origin.list, -1); count(list, 1); }
+      sums(html);
       card.replaceWith(fresh);
       say(`Moved ${title(fresh)} to ${$("h2", list.closest(".column")).textContent}.`);
       return fresh;
@@ -60,8 +64,7 @@
       return;
     }
     try {
-      await send(card, `/deals/${card.dataset.id}/win`, {});
-      count(origin.list, -1);
+      sums(await send(card, `/deals/${card.dataset.id}/win`, { mine: mine() }));
       say(`Won: ${title(card)}.`);
       card.remove();
     } catch (err) { say(err.message); }

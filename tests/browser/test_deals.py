@@ -132,7 +132,11 @@ def test_drag_a_card_by_its_handle_and_move_one_with_the_keys(live_server, new_p
     moved = _deal(live_server, first)
     assert moved.stage_id == stages["Meeting booked"]
     assert moved.position < _deal(live_server, third).position
-    assert page.locator(".column", has=meeting).locator(".count").inner_text() == "2"
+    # Both columns' counts and money follow the move, from the server.
+    meeting_sum = page.locator(".column", has=meeting).locator(".column-sum")
+    qualified_sum = page.locator(".column").nth(0).locator(".column-sum")
+    expect(meeting_sum).to_have_text("2 · €200.00")
+    expect(qualified_sum).to_have_text("1 · €100.00")
 
     # The keyboard: focus Scaffold's handle, right arrow to the next stage.
     page.locator(f"#deal-{second} .deal-handle").focus()
@@ -143,6 +147,8 @@ def test_drag_a_card_by_its_handle_and_move_one_with_the_keys(live_server, new_p
     expect(meeting.locator(".deal-card").nth(1)).to_have_id(f"deal-{second}")
     expect(page.locator("#board-status")).to_have_text("Moved Scaffold to Meeting booked.")
     assert _deal(live_server, second).stage_id == stages["Meeting booked"]
+    expect(meeting_sum).to_have_text("3 · €300.00")
+    expect(qualified_sum).to_have_text("0 · 0")
     order = [_deal(live_server, i).position for i in (first, second, third)]
     assert order == sorted(order)
 
@@ -161,6 +167,8 @@ def test_drag_a_card_by_its_handle_and_move_one_with_the_keys(live_server, new_p
     expect(page.locator("#board-status")).to_have_text("Won: Tower lights.")
     expect(page.locator(f"#deal-{third}")).to_have_count(0)
     assert _deal(live_server, third).closed_at is not None
+    expect(meeting_sum).to_have_text("2 · €200.00")
+    expect(qualified_sum).to_have_text("0 · 0")
     assert not page.console_errors
 
 

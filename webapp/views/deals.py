@@ -186,21 +186,39 @@ def move(deal_id: int):
         return redirect(_back(url_for("deals.index")), 303)
     db.session.commit()
     if wants_fragment():
-        return render_template(
+        card = render_template(
             "deals/_card.html", c=deals.card_of(current_user, deal), stages=deals.stages(db.session)
         )
+        return card + _column_sums(id_field(request.form, "from_stage"), deal.stage_id)
     flash(f"Moved {deal.title} to {deal.stage.name}.", "success")
     return redirect(_back(url_for("deals.index")), 303)
+
+
+def _column_sums(*stage_ids: int | None) -> str:
+    """The new count and totals of the board columns a move touched, as the board shows
+    them (everyone's, or the viewer's own with mine=1)."""
+    ids = sorted({i for i in stage_ids if i is not None})
+    totals = deals.totals_by_stage(db.session, current_user, ids, request.form.get("mine") == "1")
+    return "".join(
+        render_template(
+            "deals/_column_sum.html",
+            stage_id=i,
+            count=totals.get(i, (0, {}))[0],
+            totals=totals.get(i, (0, {}))[1],
+        )
+        for i in ids
+    )
 
 
 @bp.post("/deals/<int:deal_id>/win")
 def win(deal_id: int):
     """Mark the deal won."""
     deal = deals.get_deal(db.session, current_user, deal_id)
+    was_in = deal.stage_id
     deals.win_deal(db.session, current_user, deal)
     db.session.commit()
-    if wants_fragment():
-        return "", 200  # the board's script takes the card off the board
+    if wants_fragment():  # the board's script takes the card off the board
+        return _column_sums(was_in), 200
     flash(f"Won: {deal.title}.", "success")
     return redirect(_back(url_for("deals.show", deal_id=deal.id)), 303)
 

@@ -166,6 +166,37 @@ def test_a_board_move_between_two_cards_returns_the_card(
     assert board.index(">A<") < board.index(">C<") < board.index(">B<")
 
 
+def test_a_board_move_and_a_win_send_back_the_new_sums_of_the_columns_they_touched(
+    app, client, login, make_user, make_contact
+):
+    """A manager's board shows everyone's totals, or their own with mine=1: what a move
+    sends back counts the same way."""
+    rep, manager = make_user("rep"), make_user("manager")
+    login(rep)
+    _new_deal(client, make_contact(rep), title="Rep's", amount="100")
+    client.post("/logout")
+    login(manager)
+    _new_deal(client, make_contact(manager), title="Mine", amount="10")
+    mine = _deal(app, "Mine")
+    meeting = _stage(app, "Meeting booked")
+
+    def sums(html: str) -> dict[int, str]:
+        found = re.findall(r'<p class="column-sum" data-stage="(\d+)">(.*?)</p>', html)
+        return {int(i): re.sub(r"<[^>]+>", "", text) for i, text in found}
+
+    moved = client.post(
+        f"/deals/{mine.id}/move",
+        data={"stage_id": meeting, "from_stage": mine.stage_id},
+        headers={"HX-Request": "true"},
+    ).get_data(as_text=True)
+    assert moved.lstrip().startswith("<li") and f'id="deal-{mine.id}"' in moved
+    assert sums(moved) == {mine.stage_id: "1 · €100.00", meeting: "1 · €10.00"}
+    won = client.post(
+        f"/deals/{mine.id}/win", data={"mine": "1"}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert sums(won) == {meeting: "0 · 0"}
+
+
 def test_won_and_lost_close_the_deal_and_a_loss_needs_a_reason(
     app, client, login, make_user, make_contact
 ):
