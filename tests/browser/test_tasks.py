@@ -117,3 +117,65 @@ def test_a_delivered_push_shows_a_notification_and_counts_on_the_badge(page, liv
     )
     assert shown == [{"title": "Call Alice", "body": "Due 09:00", "tag": key, "url": "/tasks"}]
     assert app_errors(page) == []
+
+
+def _subscription(endpoint: str) -> dict:
+    """A subscription as PushSubscription.toJSON() gives it, with real-shaped keys."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
+    return {
+        "endpoint": endpoint,
+        "expirationTime": None,
+        "keys": {"p256dh": b64(public), "auth": b64(b"0123456789abcdef")},
+    }
+
+
+def test_a_subscription_the_push_service_replaces_is_replaced_on_the_server(page, live_server):
+    """pushsubscriptionchange (the push service rotated this phone's subscription): the
+    service worker sends the new one and forgets the old, so reminders keep coming."""
+    from webapp.models import PushSubscription, User
+    from webapp.services import push
+
+    rep = live_server.add_user("rep", name="Rita Rep")
+    old = _subscription("https://fcm.googleapis.com/fcm/send/old-one")
+    new = _subscription("https://fcm.googleapis.com/fcm/send/new-one")
+    with live_server.app.app_context():
+        push.subscribe(db.session, db.session.get(User, rep.id), old, live_server.app.config)
+        db.session.commit()
+    sign_in(page, live_server, rep.email)
+    controlled(page)
+    (worker,) = page.context.service_workers
+    worker.evaluate(
+        """([fresh, oldEndpoint]) => {
+            const event = new ExtendableEvent("pushsubscriptionchange");
+            const replaced = { endpoint: fresh.endpoint, toJSON: () => fresh };
+            Object.defineProperty(event, "newSubscription", { value: replaced });
+            const gone = { endpoint: oldEndpoint, options: {} };
+            Object.defineProperty(event, "oldSubscription", { value: gone });
+            self.dispatchEvent(event);
+        }""",
+        [new, old["endpoint"]],
+    )
+
+    def endpoints() -> list[str]:
+        with live_server.app.app_context():
+            rows = db.session.scalars(
+                select(PushSubscription).where(PushSubscription.user_id == rep.id)
+            )
+            return sorted(r.endpoint for r in rows)
+
+    for _ in range(100):
+        if endpoints() == [new["endpoint"]]:
+            break
+        page.wait_for_timeout(100)
+    assert endpoints() == [new["endpoint"]]
+    assert app_errors(page) == []
