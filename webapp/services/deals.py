@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, or_, select, update
-from sqlalchemy.orm import Session, lazyload, selectinload
+from sqlalchemy.orm import Session, lazyload
 
 from webapp.models import Contact, Deal, DealChange, DealTotal, Stage, User
 from webapp.models.base import utcnow
@@ -557,7 +557,6 @@ def needing_attention(
         )
         .order_by(case((Deal.expected_close.is_(None), 1), else_=0), Deal.expected_close, Deal.id)
         .limit(limit)
-        .options(selectinload(Deal.contact))
     ).all()
     return [Attention(deal, reasons_for(deal, now)) for deal in deals]
 

@@ -138,7 +138,7 @@ def _status(task_id: int, change, message: str):
     change(task)
     db.session.commit()
     if wants_fragment():
-        return render_template("tasks/_row.html", task=task, zone=user_zone())
+        return render_template("tasks/_one_row.html", task=task, zone=user_zone())
     flash(message.format(title=task.title), "success")
     return redirect(_back(url_for("tasks.index")), 303)
 
