@@ -37,6 +37,10 @@ SQLITE = [
     f"WHEN NEW.deleted_at IS NULL BEGIN {SQLITE_ADD} END",
 ]
 
+POSTGRES_ADD = """INSERT INTO deal_totals AS t (owner_id, stage_id, currency, deals, amount_minor)
+      VALUES (NEW.owner_id, NEW.stage_id, NEW.currency, 1, COALESCE(NEW.amount_minor, 0))
+      ON CONFLICT (owner_id, stage_id, currency) DO UPDATE
+      SET deals = t.deals + 1, amount_minor = t.amount_minor + EXCLUDED.amount_minor;"""
 # One function for all three events. A move touches two rows of deal_totals: always in
 # the same order (by key), so two people moving deals opposite ways never deadlock.
 POSTGRES = [
@@ -48,10 +52,7 @@ DECLARE
     (NEW.owner_id, NEW.stage_id, NEW.currency) < (OLD.owner_id, OLD.stage_id, OLD.currency);
 BEGIN
   IF add AND add_first THEN
-    INSERT INTO deal_totals AS t (owner_id, stage_id, currency, deals, amount_minor)
-      VALUES (NEW.owner_id, NEW.stage_id, NEW.currency, 1, COALESCE(NEW.amount_minor, 0))
-      ON CONFLICT (owner_id, stage_id, currency) DO UPDATE
-      SET deals = t.deals + 1, amount_minor = t.amount_minor + EXCLUDED.amount_minor;
+    __ADD__
   END IF;
   IF take THEN
     UPDATE deal_totals
@@ -59,13 +60,10 @@ BEGIN
       WHERE owner_id = OLD.owner_id AND stage_id = OLD.stage_id AND currency = OLD.currency;
   END IF;
   IF add AND NOT add_first THEN
-    INSERT INTO deal_totals AS t (owner_id, stage_id, currency, deals, amount_minor)
-      VALUES (NEW.owner_id, NEW.stage_id, NEW.currency, 1, COALESCE(NEW.amount_minor, 0))
-      ON CONFLICT (owner_id, stage_id, currency) DO UPDATE
-      SET deals = t.deals + 1, amount_minor = t.amount_minor + EXCLUDED.amount_minor;
+    __ADD__
   END IF;
   RETURN NULL;
-END $$""",
+END $$""".replace("__ADD__", POSTGRES_ADD),
     "CREATE TRIGGER deal_totals_insert_delete AFTER INSERT OR DELETE ON deals "
     "FOR EACH ROW EXECUTE FUNCTION deal_totals_keep()",
     f"CREATE TRIGGER deal_totals_update AFTER UPDATE OF {WATCHED} ON deals "
