@@ -199,27 +199,21 @@ self.addEventListener("push", (event) => {
 // subscribe again with the same server key and tell the server, or reminders would go
 // to an endpoint that no longer exists. Without a session (signed out) nothing is sent.
 self.addEventListener("pushsubscriptionchange", (event) => {
+  const old = event.oldSubscription;
   event.waitUntil((async () => {
-    const old = event.oldSubscription;
-    const fresh = event.newSubscription ||
-      (old && (await self.registration.pushManager.subscribe(old.options).catch(() => null)));
-    if (!fresh) return;
-    const send = async (url, body) => {
-      const r = await fetch("/api/csrf", { credentials: "same-origin", cache: "no-store" });
-      const token = r.ok ? (await r.json()).csrf_token : null;
-      if (!token) return;
-      await fetch(url, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": token, Accept: "application/json" },
-        body: JSON.stringify(body),
-      });
-    };
-    await send("/api/push/subscription", fresh.toJSON()).catch(() => {});
-    if (old && old.endpoint !== fresh.endpoint) {
-      await send("/api/push/unsubscribe", { endpoint: old.endpoint }).catch(() => {});
-    }
-  })());
+    const fresh = event.newSubscription || (old && (await self.registration.pushManager.subscribe(old.options)));
+    const r = await fetch("/api/csrf", { credentials: "same-origin", cache: "no-store" });
+    const token = r.ok && (await r.json()).csrf_token;
+    if (!fresh || !token) return;
+    const post = (url, body) => fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": token },
+      body: JSON.stringify(body),
+    });
+    await post("/api/push/subscription", fresh);
+    if (old && old.endpoint !== fresh.endpoint) await post("/api/push/unsubscribe", { endpoint: old.endpoint });
+  })().catch(() => {}));
 });
 
 // A tap on it opens what it is about: in a window of the app already open, else a new one.

@@ -1,6 +1,7 @@
 /* Field CRM page script: the offline side of every page, wired here (static/js/offline.js
-   keeps the rules; dom.js, search.js, sync.js, outbox-view.js, log.js and signout.js each
-   do one part, nav.js the CSRF header and the way back to a long list). What this page
+   keeps the rules; dom.js, search.js, sync.js, outbox-view.js and log.js each do one
+   part, nav.js the CSRF header and the way back to a long list; signout.js is the
+   account page's own). What this page
    knows lives here alone: whether the outbox works on it and whose it is. It routes the
    forms, finds saved contacts with no signal, marks saved copies with their age, and
    turns a whole-page request with no answer into a real navigation. */
@@ -36,7 +37,9 @@
   document.addEventListener("submit", (evt) => {
     const form = evt.target;
     const logForm = form.matches("form.log[data-contact-id]");
-    const signOutForm = SIGN_OUT.includes(new URL(form.action, location.href).pathname);
+    // signout.js is the account page's own (data-script): until it is there, a sign-out
+    // posts as it is (the service worker still forgets the saved pages).
+    const signOutForm = Boolean(self.SignOut) && SIGN_OUT.includes(new URL(form.action, location.href).pathname);
     const offlinePost = !logForm && !online() && form.method === "post";
     if (!enabled || !(logForm || signOutForm || offlinePost)) return;
     // Capture phase: htmx never sees it, and the browser does not post the form.
