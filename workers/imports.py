@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import msgspec
+
 from social.mention import Mention, MentionError, from_line
 from webapp.extensions import db
 from webapp.services import mentions
@@ -104,9 +106,9 @@ class _LocalStore(_Store):
 
 
 class _QueuedStore(_Store):
-    """Queues each batch (the lines as they are, checked here) for the workers on a
-    queue, then waits until every batch is stored or has failed for good, saying every
-    so often what it waits for."""
+    """Queues each batch of mentions checked here for the workers on a queue, which
+    store them without parsing or checking them again, then waits until every batch is
+    stored or has failed for good, saying every so often what it waits for."""
 
     def __init__(
         self,
@@ -122,29 +124,39 @@ class _QueuedStore(_Store):
         self.say = say
         self.connection = queues.connect(redis_url)
         self.lines: list[str] = []
+        self.mentions: list[Mention] = []
         self.first_line = self.last_line = 0
         self.jobs: list[tuple[str, str]] = []  # job id, its lines
 
     def add(self, number: int, line: str, mention: Mention) -> None:
-        """Keep the line as it is for the next batch (the worker parses it)."""
+        """Keep the checked mention, and its line, for the next batch."""
         if not self.lines:
             self.first_line = number
         self.lines.append(line)
+        self.mentions.append(mention)
         self.last_line = number
         self.pending += 1
 
     def flush(self) -> None:
-        """Queue the batch for the workers."""
+        """Queue the batch for the workers: the checked mentions, or the lines as they
+        are when an extra field holds what the checked form cannot carry (an integer
+        beyond 64 bits), for the worker to check again."""
         if not self.lines:
             return
-        job = jobs.enqueue_ingest(
-            "[" + ",".join(self.lines) + "]",
-            connection=self.connection,
-            queue_name=self.queue_name,
-            default_network="import",
-        )
+        try:
+            job = jobs.enqueue_checked(
+                self.mentions, connection=self.connection, queue_name=self.queue_name
+            )
+        except (OverflowError, msgspec.EncodeError):
+            job = jobs.enqueue_ingest(
+                "[" + ",".join(self.lines) + "]",
+                connection=self.connection,
+                queue_name=self.queue_name,
+                default_network="import",
+            )
         self.jobs.append((job.id, f"lines {self.first_line}-{self.last_line}"))
         self.lines.clear()
+        self.mentions.clear()
         self.pending = 0
 
     def finish(self) -> list[str]:

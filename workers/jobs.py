@@ -173,22 +173,50 @@ def enqueue_ingest(
     queue_name: str = "default",
     default_network: str | None = None,
 ) -> Job:
-    """Queue a batch of normalized mention objects for a worker to store.
+    """Queue a batch of normalized mention objects for a worker to check and store.
 
-    batch is a JSON array of them (bytes or text, as it may be assembled from the lines
-    of an import file), or the list itself. default_network is the network of objects
-    that name none (an import's).
+    batch is a JSON array of them (bytes or text), or the list itself. default_network
+    is the network of objects that name none (an import's). A batch already checked
+    goes through enqueue_checked instead.
     """
     if isinstance(batch, list):
         batch = json.dumps(batch)
+    return _enqueue_blob(ingest_batch, batch, (source_id, default_network), connection, queue_name)
+
+
+def enqueue_checked(
+    batch: list[social_mention.Mention],
+    source_id: int | None = None,
+    *,
+    connection: Redis,
+    queue_name: str = "default",
+) -> Job:
+    """Queue mentions checked already (by social.mention.from_line or from_json) for a
+    worker to store as they are, with no parsing or checking again.
+
+    :raise OverflowError: or msgspec.EncodeError when an extra field holds what
+        MessagePack cannot carry (an integer beyond 64 bits): queue the objects with
+        enqueue_ingest then.
+    """
+    data = social_mention.pack(batch)
+    return _enqueue_blob(ingest_checked, data, (source_id,), connection, queue_name)
+
+
+def _enqueue_blob(
+    func: Callable[..., Any],
+    data: bytes | str,
+    args: tuple[Any, ...],
+    connection: Redis,
+    queue_name: str,
+) -> Job:
+    """Put a batch in Redis under a key of its job's own and queue func(key, *args)."""
     job_id = f"ingest-{uuid.uuid4().hex}"
     key = BATCH_KEY.format(job_id)
-    queues.put_blob(connection, key, batch, BATCH_TTL)
+    queues.put_blob(connection, key, data, BATCH_TTL)
     return queues.enqueue(
-        ingest_batch,
+        func,
         key,
-        source_id,
-        default_network,
+        *args,
         queue_name=queue_name,
         connection=connection,
         job_id=job_id,
@@ -202,12 +230,11 @@ class BatchGone(LookupError):
     """The batch's mentions are no longer in Redis."""
 
 
-@in_place
-def ingest_batch(
-    key: str, source_id: int | None = None, default_network: str | None = None
-) -> dict[str, int]:
-    """Store a queued batch (see enqueue_ingest) in one transaction. Runs in the worker
-    process itself (see workers.worker)."""
+def _batch_data(key: str) -> tuple[Redis, bytes]:
+    """The Redis connection of the running job and the batch kept under key.
+
+    :raise BatchGone:
+    """
     job = get_current_job()
     connection = job.connection if job else queues.connect(current_app.config["REDIS_URL"])
     data = queues.get_blob(connection, key)
@@ -216,6 +243,16 @@ def ingest_batch(
             f"The batch {key} is no longer in Redis: it waited longer than"
             f" {BATCH_TTL // 86400} days, or was stored more than an hour ago."
         )
+    return connection, data
+
+
+@in_place
+def ingest_batch(
+    key: str, source_id: int | None = None, default_network: str | None = None
+) -> dict[str, int]:
+    """Check and store a queued batch of JSON objects (see enqueue_ingest) in one
+    transaction. Runs in the worker process itself (see workers.worker)."""
+    connection, data = _batch_data(key)
     try:
         items = json.loads(data)
     except ValueError as exc:
@@ -227,12 +264,26 @@ def ingest_batch(
     return outcome
 
 
+@in_place
+def ingest_checked(key: str, source_id: int | None = None) -> dict[str, int]:
+    """Store a queued batch of checked mentions (see enqueue_checked) in one
+    transaction, decoded straight into mentions. Runs in the worker process itself."""
+    connection, data = _batch_data(key)
+    try:
+        parsed = social_mention.unpack(data)
+    except social_mention.MentionError as exc:
+        raise ValueError(f"The batch {key} is {exc}.") from None
+    outcome = store_mentions(parsed, source_id)
+    queues.keep_blob(connection, key, STORED_BATCH_TTL)
+    return outcome
+
+
 def ingest_mentions(
     items: list[dict[str, Any]],
     source_id: int | None = None,
     default_network: str | None = None,
 ) -> dict[str, int]:
-    """Store a batch of normalized mention objects in one transaction.
+    """Check and store a batch of normalized mention objects in one transaction.
 
     :raise MentionError: naming the first bad object; nothing is stored then.
     """
@@ -242,6 +293,13 @@ def ingest_mentions(
             parsed.append(social_mention.from_json(item, default_network))
         except social_mention.MentionError as exc:
             raise social_mention.MentionError(f"mention {number} of the batch: {exc}") from None
+    return store_mentions(parsed, source_id)
+
+
+def store_mentions(
+    parsed: list[social_mention.Mention], source_id: int | None = None
+) -> dict[str, int]:
+    """Store checked mentions in one transaction; the counts of mentions.ingest."""
     try:
         source = db.session.get(Source, source_id) if source_id else None
         outcome = mentions.ingest(db.session, parsed, source)

@@ -312,3 +312,59 @@ def test_fetched_time_is_the_fetch_time_for_what_cannot_be_stored(value):
 )
 def test_fetched_followers_is_a_whole_number_that_fits(value, expected):
     assert fetched_followers(value) == expected
+
+
+def _read_in_python(text: str) -> Mention | str:
+    """What the checks in Python alone make of a line: the mention, or the reason."""
+    try:
+        return from_json(json.loads(text))
+    except json.JSONDecodeError:
+        return "not valid JSON"
+    except MentionError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        line(),
+        line(author_followers=0, language="en", url="https://x.com/fan/1", in_reply_to="9"),
+        line(author_name="", url="", language=None, author_followers=None),
+        line(external_id=123, author_id=456),
+        line(source="", text="Café ☕ 😍"),
+        line(campaign={"name": "spring", "ids": [1, 2**70, None, 1.5]}),
+        line(text="love\u0000it"),
+        line(author_name="n" * 201),
+        line(author_followers=True),
+        line(author_followers=FOLLOWERS_MAX + 1),
+        line(created_at=EARLY),
+        line(text=" \n "),
+        json.dumps(fields()).replace("grinder", "grinder \\ud83d"),
+        '{"source": "x", "external_id": NaN}',
+        "[1]",
+        "{",
+    ],
+)
+def test_the_typed_check_agrees_with_the_checks_in_python(text):
+    """Whether a line takes the typed check or not, from_line makes of it what the
+    per-field checks make: the same mention, or the same reason."""
+    try:
+        got: Mention | str = from_line(text)
+    except MentionError as exc:
+        got = "not valid JSON" if str(exc).startswith("not valid JSON") else str(exc)
+    assert got == _read_in_python(text)
+
+
+def test_a_plain_line_is_checked_without_the_checks_in_python(monkeypatch):
+    """The common line is decoded and checked by msgspec, not field by field in Python;
+    a line that needs words for what is wrong still gets them."""
+    import social.mention as module
+
+    def slow(*args, **kwargs):
+        raise AssertionError("checked field by field")
+
+    monkeypatch.setattr(module, "from_json", slow)
+    monkeypatch.setattr(module.json, "loads", slow)
+    assert from_line(line(language="en", author_followers=3)).language == "en"
+    with pytest.raises(AssertionError):
+        from_line(line(author_followers="12"))
