@@ -103,7 +103,11 @@ def run_backend(backend: Backend, args, warnings: list[str], noise: list[float])
     # Requests run with no app context pushed, so each gets its own (and its own
     # session and flask-login user), as under a real server.
     client = sign_in(app)
-    cookie = client.get_cookie("crm_session", domain="localhost")
+    # Over https the session cookie carries the __Host- prefix; gunicorn is reached over
+    # plain http, where the same signed value goes under the plain name.
+    cookie = client.get_cookie("__Host-crm_session", domain="localhost") or client.get_cookie(
+        "crm_session", domain="localhost"
+    )
     assert cookie is not None, "no session cookie after sign-in"
     plans = report_pages(app, client, recorder, facts, backend, args, warnings, noise)
     if not args.no_throughput:
