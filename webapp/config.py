@@ -94,6 +94,10 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "crm_session",
         "PERMANENT_SESSION_LIFETIME": timedelta(days=int(os.environ.get("SESSION_DAYS", "30"))),
+        # A sign-in ends SESSION_DAYS after it was made (its server row says so), so the
+        # cookie set then expires when it does: signing it again on every response would
+        # only push out an expiry the server no longer honours.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # Pages stay open on phones for days; the token is bound to the session anyway.
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_HEADERS": ["X-CSRFToken"],

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import Flask, request, url_for
+from flask import Flask, current_app, g, render_template, request, url_for
 from flask_login import current_user
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 
 from social import networks, sentiment
 from webapp.extensions import db
@@ -88,9 +90,59 @@ def unread_notifications() -> int:
     return notifications.unread_count(db.session, current_user)
 
 
+# Kept headers: (role, page, unread count, script root) -> HTML. Bounded, since the
+# unread count can be any number; a full cache is simply started again.
+NAVIGATION_KEPT = 512
+
+
+def navigation() -> Markup:
+    """The header with the main navigation, rendered once for each role, page and unread
+    count and then kept: everything in it follows from those (the places a role may go
+    ask the role table without a record), and building it anew for every page cost a
+    list page about a tenth of its time."""
+    user = current_user
+    signed_in = bool(user.is_authenticated)
+    role = user.role if signed_in else None
+    unread = unread_notifications() if signed_in and can(user, "notification.view") else 0
+    key = (role, request.endpoint, request.blueprint, request.script_root, unread)
+    kept = current_app.extensions.setdefault("navigation", {})
+    html = kept.get(key)
+    if html is None:
+        if len(kept) >= NAVIGATION_KEPT:
+            kept.clear()
+        # Rendered by Jinja with autoescaping: already escaped HTML.
+        html = kept[key] = Markup(render_template("_navigation.html", unread=unread))  # noqa: S704
+    return html
+
+
 def icon_url(name: str) -> str:
-    """The address of an icon in the sprite."""
-    return f"{url_for('static', filename='icons/sprite.svg')}#{name}"
+    """The address of an icon in the sprite; the sprite's own address is built once a
+    request (a list page draws an icon on nearly every row)."""
+    sprite = g.get("icon_sprite_url")
+    if sprite is None:
+        sprite = g.icon_sprite_url = url_for("static", filename="icons/sprite.svg")
+    return f"{sprite}#{name}"
+
+
+class IdUrl:
+    """The address of endpoint for any id, built once: routing builds one address with a
+    stand-in id and each row puts its own in the stand-in's place. A page of 50 rows
+    would otherwise ask the URL map 50 times for addresses that differ only there."""
+
+    STAND_IN = 2147483647  # the largest id a route accepts: it cannot collide with text
+
+    def __init__(self, endpoint: str, field: str, **values: Any):
+        built = url_for(endpoint, **{field: self.STAND_IN}, **values)
+        self.head, _, self.tail = built.partition(str(self.STAND_IN))
+
+    def __call__(self, record_id: int) -> Markup:
+        # int() keeps anything but a number out of the address, as routing would.
+        return Markup(f"{self.head}{int(record_id)}{self.tail}")  # noqa: S704 - built by routing
+
+
+def id_url(endpoint: str, field: str, **values: Any) -> IdUrl:
+    """Build endpoint's address once for a page's rows: id_url(...)(row.id)."""
+    return IdUrl(endpoint, field, **values)
 
 
 def mailto(address: str) -> str:
@@ -169,6 +221,9 @@ def init_app(app: Flask) -> None:
     app.add_template_global(SOURCE_KIND_LABELS, "SOURCE_KIND_LABELS")
     app.add_template_global(sentiment.LABELS, "SENTIMENT_LABELS")
     app.add_template_global(nav)
+    app.add_template_global(navigation)
+    # The same on every page: serialised once, not once a page.
+    app.add_template_global(htmlsafe_json_dumps(KIND_LABELS, app.json.dumps), "KIND_LABELS_JSON")
     app.add_template_global(unread_notifications)
     app.add_template_global(utcnow, "now_utc")
     app.add_template_global(user_zone)
@@ -178,4 +233,5 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(lambda status: TASK_STATUSES.get(status, status), "task_status")
     app.add_template_filter(local_time)
     app.add_template_global(icon_url)
+    app.add_template_global(id_url)
     app.add_template_global(once.new_key, "new_form_key")
