@@ -87,6 +87,10 @@ def unread_notifications() -> int:
     """How many notifications the signed-in user has not read (the badge by its place)."""
     if not current_user.is_authenticated:
         return 0
+    # Counted as the user was loaded, except where notifications are read and marked.
+    counted = getattr(current_user, "unread_count", None)
+    if counted is not None and request.blueprint != "notifications":
+        return counted
     return notifications.unread_count(db.session, current_user)
 
 

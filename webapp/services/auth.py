@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from social.text import storable
-from webapp.models import LoginFailure, User, UserSession
+from webapp.models import LoginFailure, Notification, User, UserSession
 from webapp.models.base import utcnow
 from webapp.services import passwords
 
@@ -140,19 +140,27 @@ def start_session(session: Session, user: User, user_agent: str, address: str) -
 
 
 def session_user(session: Session, key: str | None, lifetime: timedelta) -> User | None:
-    """The active user of the live session with this key, or None; one query. Marks the
-    session seen, at most every SEEN_EVERY."""
+    """The active user of the live session with this key, or None; one query, which also
+    counts the user's unread notifications (user.unread_count: the badge every page's
+    navigation shows, which was a round trip of its own). Marks the session seen, at most
+    every SEEN_EVERY."""
     if not key or len(key) > 100:
         return None
     now = utcnow()
+    unread = (
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == User.id, Notification.read_at.is_(None))
+        .scalar_subquery()
+    )
     row = session.execute(
-        select(User, UserSession.id, UserSession.last_seen_at)
+        select(User, UserSession.id, UserSession.last_seen_at, unread)
         .join(UserSession, UserSession.user_id == User.id)
         .where(UserSession.key_hash == _hash(key), UserSession.created_at > now - lifetime)
     ).first()
     if row is None or not row[0].is_active:
         return None
-    user, session_id, seen = row
+    user, session_id, seen, user.unread_count = row
     if now - seen > SEEN_EVERY:
         session.execute(
             update(UserSession).where(UserSession.id == session_id).values(last_seen_at=now)

@@ -95,3 +95,34 @@ def test_a_signed_in_page_sends_no_cookie_and_the_sign_in_lasts_its_days(app, cl
         assert not [c for c in page.headers.getlist("Set-Cookie") if "crm_session=" in c]
     client.post("/logout")
     assert client.get("/contacts").status_code == 302
+
+
+def test_a_list_page_costs_two_statements_the_badge_included(
+    app, client, login, make_user, make_contact
+):
+    """The user, their unread count and the page's contacts: one statement for the
+    first two, one for the rows, however many rows and notifications there are."""
+    from sqlalchemy import event
+
+    rep = make_user("rep")
+    for i in range(30):
+        make_contact(rep, name=f"Person {i:02d}", phone=f"+44 113 496 00{i:02d}")
+    with app.app_context():
+        for i in range(3):
+            notifications.add(db.session, rep.id, f"count-{i}", "task-due", f"Call {i}")
+        db.session.commit()
+        engine = db.engine
+    login(rep)
+    client.get("/contacts")  # the first page of a session stores what later ones keep
+    seen = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        page = client.get("/contacts").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert 'aria-label="3 unread"' in page and page.count('class="row"') == 30
+    assert len(seen) == 2, seen
