@@ -5,16 +5,16 @@ the index and reads from the table only those it shows: on SQLite at 1,000,000
 mentions 19 ms became 7 ms for that page, 17 ms became 4 ms for "RSS, unscored,
 matched". The order, and so every plan that walks them, stays the same.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
