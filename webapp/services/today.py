@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session, joinedload
 
 from webapp.models import Contact, Mention, Task, User
@@ -45,41 +45,36 @@ def today(session: Session, user: User, now: datetime, tz: ZoneInfo) -> Today:
     result = Today()
     mine = (Task.assignee_id == user.id, OPEN)
     # The latest overdue first: a rep who fell behind sees what slipped last, not the
-    # oldest of hundreds; the task list has them all.
-    result.overdue = list(
-        session.scalars(
-            select(Task)
-            .options(joinedload(Task.contact))
-            .where(*mine, Task.due_at < start)
-            .order_by(Task.due_at.desc(), Task.id.desc())
-            .limit(SECTION_LIMIT)
-        )
-    )
-    for task in session.scalars(
-        select(Task)
-        .options(joinedload(Task.contact))
+    # oldest of hundreds; the task list has them all. Each section walks its own part
+    # of the assignee's index, all in one statement.
+    sections = [
+        select(Task.id)
+        .where(*mine, Task.due_at < start)
+        .order_by(Task.due_at.desc(), Task.id.desc())
+        .limit(SECTION_LIMIT),
+        select(Task.id)
         .where(*mine, Task.due_at >= start, Task.due_at < end)
         .order_by(Task.due_at, Task.id)
-        .limit(SECTION_LIMIT * 2)
-    ):
-        if task.kind == "visit":
+        .limit(SECTION_LIMIT * 2),
+        select(Task.id)
+        .where(*mine, Task.due_at >= end, Task.due_at < end + timedelta(days=COMING_DAYS))
+        .order_by(Task.due_at, Task.id)
+        .limit(COMING_LIMIT),
+    ]
+    ids = union_all(*(select(part.subquery().c.id) for part in sections))
+    tasks = session.scalars(
+        select(Task).options(joinedload(Task.contact)).where(Task.id.in_(ids))
+    ).all()
+    for task in sorted(tasks, key=lambda t: (t.due_at, t.id)):
+        if task.due_at < start:
+            result.overdue.append(task)
+        elif task.due_at >= end:
+            result.coming.append(task)
+        elif task.kind == "visit":
             result.visits.append(task)
         elif len(result.due_today) < SECTION_LIMIT:
             result.due_today.append(task)
-    result.coming = list(
-        session.scalars(
-            select(Task)
-            .options(joinedload(Task.contact))
-            .where(
-                Task.assignee_id == user.id,
-                OPEN,
-                Task.due_at >= end,
-                Task.due_at < end + timedelta(days=COMING_DAYS),
-            )
-            .order_by(Task.due_at, Task.id)
-            .limit(COMING_LIMIT)
-        )
-    )
+    result.overdue.reverse()
     result.deals = deals.needing_attention(session, user, now, limit=SECTION_LIMIT)
     # Since the start of yesterday in the user's zone: yesterday's complaints, and today's.
     result.since = start - timedelta(days=1)
