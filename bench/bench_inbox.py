@@ -19,7 +19,6 @@ The report (a markdown table) goes to stdout, progress to stderr.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import math
 import os
@@ -33,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+import seeded
 import sqlalchemy as sa
 from report import table
 
@@ -224,14 +224,9 @@ def _copy_mentions(engine, n: int) -> None:
         raw.close()
 
 
-def _migrations() -> str:
-    names = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py"))
-    return names[-1].split("_")[0] if names else "none"
-
-
 def sqlite_url(args) -> str:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    path = CACHE_DIR / f"inbox-m{args.mentions}-s{SEED_VERSION}-{_migrations()}.sqlite3"
+    path = CACHE_DIR / f"inbox-m{args.mentions}-s{SEED_VERSION}-{seeded.newest_migration()}.sqlite3"
     if path.exists() and not args.fresh:
         log(f"SQLite: reusing {path}")
         return f"sqlite:///{path}"
@@ -247,43 +242,14 @@ def sqlite_url(args) -> str:
 
 
 def postgres_url(args, raw: str) -> str:
-    import psycopg
+    def seed(url: str) -> None:
+        log(f"PostgreSQL: seeding {args.mentions:,} mentions")
+        _seed(url, args.mentions)
 
-    from webapp.config import database_url
-
-    url = database_url(raw, "")
-    parsed = sa.engine.make_url(url)
-    name = parsed.database
-    if not name or name in {"test", "postgres", "template0", "template1"} or "test" in name:
-        sys.exit(f"refusing PostgreSQL database {name!r}: give one of this benchmark's own")
-    libpq = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False
+    key = f"inbox-m{args.mentions}-s{SEED_VERSION}-{seeded.newest_migration()}"
+    return seeded.postgres(
+        raw, key, f"SELECT max(id) = {args.mentions} FROM mentions", seed, args.fresh, log
     )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    key = f"inbox-m{args.mentions}-s{SEED_VERSION}-{_migrations()}"
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        comment = conn.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
-            " WHERE datname = current_database()"
-        ).fetchone()[0]
-        intact = False
-        with contextlib.suppress(psycopg.Error):
-            intact = conn.execute("SELECT max(id) = %s FROM mentions", [args.mentions]).fetchone()[
-                0
-            ]
-        if comment == key and intact and not args.fresh:
-            log(f"PostgreSQL: reusing {name}")
-            return url
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    log(f"PostgreSQL: seeding {args.mentions:,} mentions")
-    _seed(url, args.mentions)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{key}'")
-    return url
 
 
 def sign_in(app):

@@ -22,7 +22,6 @@ The report (markdown tables) goes to stdout, progress to stderr.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -35,6 +34,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import seeded
 import sqlalchemy as sa
 from report import table
 
@@ -164,7 +164,9 @@ def _seed(url: str, n: int) -> None:
 
 def sqlite_url(args) -> str:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    path = CACHE_DIR / f"nearby-c{args.contacts}-s{SEED_VERSION}-{_migrations()}.sqlite3"
+    path = (
+        CACHE_DIR / f"nearby-c{args.contacts}-s{SEED_VERSION}-{seeded.newest_migration()}.sqlite3"
+    )
     if path.exists() and not args.fresh:
         log(f"SQLite: reusing {path}")
         return f"sqlite:///{path}"
@@ -177,48 +179,14 @@ def sqlite_url(args) -> str:
 
 
 def postgres_url(args, raw: str) -> str:
-    import psycopg
+    def seed(url: str) -> None:
+        log(f"PostgreSQL: seeding {args.contacts:,} contacts")
+        _seed(url, args.contacts)
 
-    from webapp.config import database_url
-
-    url = database_url(raw, "")
-    parsed = sa.engine.make_url(url)
-    name = parsed.database
-    if not name or name in {"test", "postgres", "template0", "template1"} or "test" in name:
-        sys.exit(f"refusing PostgreSQL database {name!r}: give one of this benchmark's own")
-    libpq = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False
+    key = f"nearby-c{args.contacts}-s{SEED_VERSION}-{seeded.newest_migration()}"
+    return seeded.postgres(
+        raw, key, f"SELECT count(*) = {args.contacts} FROM contacts", seed, args.fresh, log
     )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    key = f"nearby-c{args.contacts}-s{SEED_VERSION}-{_migrations()}"
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        comment = conn.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
-            " WHERE datname = current_database()"
-        ).fetchone()[0]
-        intact = False
-        with contextlib.suppress(psycopg.Error):
-            intact = conn.execute("SELECT count(*) = %s FROM contacts", [args.contacts]).fetchone()[
-                0
-            ]
-        if comment == key and intact and not args.fresh:
-            log(f"PostgreSQL: reusing {name}")
-            return url
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-    log(f"PostgreSQL: seeding {args.contacts:,} contacts")
-    _seed(url, args.contacts)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{key}'")
-    return url
-
-
-def _migrations() -> str:
-    names = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py"))
-    return names[-1].split("_")[0] if names else "none"
 
 
 def sign_in(app):
