@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from flask import Flask, current_app, g, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
@@ -149,6 +150,35 @@ def id_url(endpoint: str, field: str, **values: Any) -> IdUrl:
     return IdUrl(endpoint, field, **values)
 
 
+@dataclass(frozen=True)
+class TaskRows:
+    """What every task row of a response shares: the time they are shown at, the CSRF
+    token, where their forms come back to, and their addresses."""
+
+    now: datetime
+    token: str
+    back: str
+    show: IdUrl
+    done: IdUrl
+    undone: IdUrl
+
+
+def task_rows() -> TaskRows:
+    """TaskRows, worked out once a request (Today and the task list have dozens of rows,
+    each of which asks)."""
+    kit = g.get("task_rows")
+    if kit is None:
+        kit = g.task_rows = TaskRows(
+            utcnow(),
+            generate_csrf(),
+            request.path,
+            IdUrl("tasks.show", "task_id"),
+            IdUrl("tasks.done", "task_id"),
+            IdUrl("tasks.undone", "task_id"),
+        )
+    return kit
+
+
 def mailto(address: str) -> str:
     """A mailto: link for address: everything a link could read as more than the
     address (?, &, #, %) is escaped, so no one can add recipients or a subject."""
@@ -238,4 +268,5 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(local_time)
     app.add_template_global(icon_url)
     app.add_template_global(id_url)
+    app.add_template_global(task_rows)
     app.add_template_global(once.new_key, "new_form_key")

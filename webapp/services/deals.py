@@ -617,6 +617,24 @@ def card_of(user: User, deal: Deal) -> Card:
     return Card(deal, contact, deal.owner.name, can(user, "deal.edit", deal))
 
 
+# A card's row: the deal with its contact's and owner's names (the stage is the column's).
+_CARD_ROWS = (
+    select(Deal, Contact.name, User.name)
+    .outerjoin(Contact, Deal.contact_id == Contact.id)
+    .join(User, Deal.owner_id == User.id)
+    .options(lazyload(Deal.stage))
+)
+
+
+def _cards(user: User, rows, limit: int) -> tuple[list[Card], bool]:
+    """The cards of the first limit rows of _CARD_ROWS, and whether more rows follow."""
+    cards = [
+        Card(deal, contact, owner, can(user, "deal.edit", deal))
+        for deal, contact, owner in rows[:limit]
+    ]
+    return cards, len(rows) > limit
+
+
 def column_deals(
     session: Session,
     user: User,
@@ -627,12 +645,7 @@ def column_deals(
 ) -> tuple[list[Card], bool]:
     """A stage's live deals in card order, limit at a time after the deal `after`;
     (cards, whether more follow). :raise NotFoundError: an after that is not there."""
-    query = (
-        select(Deal, Contact.name, User.name)
-        .outerjoin(Contact, Deal.contact_id == Contact.id)
-        .join(User, Deal.owner_id == User.id)
-        .where(live_deals(user, mine), Deal.stage_id == stage.id)
-    )
+    query = _CARD_ROWS.where(live_deals(user, mine), Deal.stage_id == stage.id)
     if after is not None:
         mark = session.get(Deal, after)
         if mark is None or mark.stage_id != stage.id:
@@ -643,14 +656,8 @@ def column_deals(
                 and_(Deal.position == mark.position, Deal.id > mark.id),
             )
         )
-    rows = session.execute(
-        query.order_by(Deal.position, Deal.id).limit(limit + 1).options(lazyload(Deal.stage))
-    ).all()
-    cards = [
-        Card(deal, contact, owner, can(user, "deal.edit", deal))
-        for deal, contact, owner in rows[:limit]
-    ]
-    return cards, len(rows) > limit
+    rows = session.execute(query.order_by(Deal.position, Deal.id).limit(limit + 1)).all()
+    return _cards(user, rows, limit)
 
 
 def _first_cards(
@@ -670,13 +677,7 @@ def _first_cards(
         for stage in stages
     ]
     ids = union_all(*(select(first.c.id) for first in firsts))
-    rows = session.execute(
-        select(Deal, Contact.name, User.name)
-        .outerjoin(Contact, Deal.contact_id == Contact.id)
-        .join(User, Deal.owner_id == User.id)
-        .where(Deal.id.in_(ids))
-        .options(lazyload(Deal.stage))
-    ).all()
+    rows = session.execute(_CARD_ROWS.where(Deal.id.in_(ids))).all()
     out: dict[int, list] = {stage.id: [] for stage in stages}
     for row in sorted(rows, key=lambda r: (r[0].position, r[0].id)):
         out[row[0].stage_id].append(row)
@@ -691,11 +692,7 @@ def board(session: Session, user: User, mine: bool = False) -> list[Column]:
     firsts = _first_cards(session, user, columns, mine, PER_COLUMN)
     out = []
     for stage in columns:
-        rows = firsts[stage.id]
-        cards = [
-            Card(deal, contact, owner, can(user, "deal.edit", deal))
-            for deal, contact, owner in rows[:PER_COLUMN]
-        ]
+        cards, more = _cards(user, firsts[stage.id], PER_COLUMN)
         count, sums = totals.get(stage.id, (0, {}))
-        out.append(Column(stage, cards, len(rows) > PER_COLUMN, count, sums))
+        out.append(Column(stage, cards, more, count, sums))
     return out

@@ -33,7 +33,8 @@ MAX_DONE_PAST = timedelta(days=90)
 LIST_LIMIT = 200
 # A group of the task list shows this many at a time; scrolling on loads the next.
 GROUP_LIMIT = 25
-GROUPS = ("overdue", "today", "upcoming")
+# The task list's groups of open tasks, with their headings.
+GROUPS = {"overdue": "Overdue", "today": "Today", "upcoming": "Upcoming"}
 DONE_LIMIT = 20
 # Roles whose people have tasks of their own (the assignee picker).
 ASSIGNABLE_ROLES = ("rep", "manager", "admin")

@@ -61,9 +61,6 @@ def index():
     return render_template("tasks/index.html", listing=listing)
 
 
-GROUP_HEADINGS = {"overdue": "Overdue", "today": "Today", "upcoming": "Upcoming"}
-
-
 def _group_page(group: str):
     """More of one group after ?after= (the rows, for htmx scrolling on), or the group's
     own page (a plain link). :raise 404: an unknown group or after."""
@@ -73,7 +70,7 @@ def _group_page(group: str):
         "tasks/group.html",
         "tasks/_more.html",
         group=group,
-        heading=GROUP_HEADINGS.get(group, ""),
+        heading=tasks.GROUPS.get(group, ""),
         rows=rows,
         more=more,
         zone=user_zone(),
