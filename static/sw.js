@@ -17,14 +17,11 @@ const SHELL = [
   "/static/js/htmx-4.0.1.min.js",
   "/static/js/offline.js",
   "__PAGE_SCRIPT__",
-  "/static/icons/icon-192.png",
-  "/static/icons/icon-512.png",
-  "/static/icons/maskable-512.png",
-  "/static/icons/apple-touch-icon.png",
   "/static/icons/sprite.svg",
   "/manifest.webmanifest",
   OFFLINE_URL,
 ];
+const BROWSER_ICON = /^\/static\/icons\/[^/]+\.png$/;
 const SIGN_OUT = ["/logout", "/account/sign-out-everywhere"];
 // Firefox fails a navigation whose preload failed, even one answered from the cache.
 const PRELOAD = !/\bFirefox\//.test(self.navigator.userAgent);
@@ -146,6 +143,11 @@ self.addEventListener("fetch", (event) => {
   }
   if (request.mode === "navigate") {
     event.respondWith(page(event));
+  } else if (BROWSER_ICON.test(url.pathname)) {
+    // The browser's own loads (tab icon, touch icon, install icons) go to the network and
+    // its HTTP cache: Firefox cancels a tab icon's load when the page moves on, and a
+    // cancelled load this worker answered is reported as the worker's error.
+    return;
   } else if (url.pathname.startsWith("/static/") || url.pathname === "/manifest.webmanifest") {
     event.respondWith(asset(event));
   }

@@ -67,6 +67,22 @@ def test_the_shell_precaches_every_script_and_stylesheet_a_page_loads(client):
     assert all("defer" in tag for tag in re.findall(r"<script [^>]*>", page))
 
 
+def test_the_browsers_own_icon_loads_are_left_to_the_network(client):
+    """The tab icon, the touch icon and the install icons are the browser's loads, not
+    the page's: the worker leaves them to the network and the HTTP cache (Firefox cancels
+    a tab icon's load when the page moves on, and reports a cancelled load the worker was
+    answering as the worker's error), and so does not precache them either."""
+    page = client.get("/login").get_data(as_text=True)
+    icons = re.findall(r'<link rel="(?:icon|apple-touch-icon)" href="([^"]+)"', page)
+    with client.get("/manifest.webmanifest") as r:
+        icons += [i["src"] for i in json.loads(r.get_data(as_text=True))["icons"]]
+    assert len(icons) >= 4
+    worker = client.get("/sw.js").get_data(as_text=True)
+    left = re.compile(re.search(r"const BROWSER_ICON = /(.*)/;", worker)[1].replace("\\/", "/"))
+    assert all(left.fullmatch(icon) for icon in icons), icons
+    assert not set(icons) & _shell(client)
+
+
 PAGES_WITH_THEIR_OWN = {
     "/today": {"/static/js/tasks.js"},
     "/tasks": {"/static/js/tasks.js"},
