@@ -9,6 +9,14 @@ from webapp.models.mentions import Mention
 from webapp.models.notifications import AppSecret, Notification, PushSubscription
 from webapp.models.sources import SOURCE_KINDS, Source
 from webapp.models.tasks import Task
+from webapp.models.triage import (
+    CannedReply,
+    LabelCorrection,
+    LexiconRule,
+    MentionNote,
+    Reply,
+    SlaPolicy,
+)
 from webapp.models.users import ROLES, AccountLink, LoginFailure, User, UserSession
 
 __all__ = [
@@ -19,16 +27,22 @@ __all__ = [
     "Activity",
     "AppSecret",
     "AuditEvent",
+    "CannedReply",
     "Contact",
     "ContactHandle",
     "Deal",
     "DealChange",
     "DealTotal",
     "FormSubmission",
+    "LabelCorrection",
+    "LexiconRule",
     "LoginFailure",
     "Mention",
+    "MentionNote",
     "Notification",
     "PushSubscription",
+    "Reply",
+    "SlaPolicy",
     "Source",
     "Stage",
     "Task",

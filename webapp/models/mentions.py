@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
+from webapp.models.triage import OPEN, SNOOZED
 
 
 class Mention(db.Model):
@@ -38,8 +39,29 @@ class Mention(db.Model):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     matched_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
+    # Triage (webapp.services.triage): where the mention is in support's work, who has it,
+    # and how urgent it is. The priority is stored, with the parts it is made of, and
+    # changed by the events that change it, so the inbox never computes it per request.
+    status: Mapped[str] = mapped_column(String(16), default=OPEN, server_default=OPEN)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    priority: Mapped[int] = mapped_column(default=0, server_default="0")
+    priority_parts: Mapped[dict | None] = mapped_column(JSON)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The service-level targets as times, moved later by the time spent pending or
+    # snoozed (the clock stops then); when the warning and the breach were announced.
+    first_response_due: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution_due: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sla_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sla_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sla_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
     source = relationship("Source")
     contact = relationship("Contact")
+    assignee = relationship("User", foreign_keys=[assignee_id])
 
     __table_args__ = (
         UniqueConstraint("network", "external_id", name="uq_mentions_network_external_id"),
@@ -65,6 +87,31 @@ class Mention(db.Model):
             postgresql_where=sql_text("label IS NULL"),
         ),
         Index("ix_mentions_author", "network", "author_handle"),
+        # The triage queue, most urgent first, and each person's own queue.
+        Index("ix_mentions_queue", "status", "priority", "posted_at", "id"),
+        Index(
+            "ix_mentions_assignee",
+            "assignee_id",
+            "status",
+            "priority",
+            "posted_at",
+            "id",
+            sqlite_where=sql_text("assignee_id IS NOT NULL"),
+            postgresql_where=sql_text("assignee_id IS NOT NULL"),
+        ),
+        # What the snooze sweep wakes, and the open items the SLA sweep watches.
+        Index(
+            "ix_mentions_snoozed",
+            "snoozed_until",
+            sqlite_where=sql_text(f"status = '{SNOOZED}'"),
+            postgresql_where=sql_text(f"status = '{SNOOZED}'"),
+        ),
+        Index(
+            "ix_mentions_sla",
+            "resolution_due",
+            sqlite_where=sql_text("sla_breached_at IS NULL AND resolution_due IS NOT NULL"),
+            postgresql_where=sql_text("sla_breached_at IS NULL AND resolution_due IS NOT NULL"),
+        ),
         # Mentions from a source (imports have none): the inbox's source filter.
         Index(
             "ix_mentions_source",

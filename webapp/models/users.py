@@ -52,6 +52,10 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     former_email: Mapped[str | None] = mapped_column(String(254))
+    # Support's round robin: who takes new items now, and how many open items each may
+    # hold at once (None: no limit).
+    available: Mapped[bool] = mapped_column(default=True, server_default=sql_text("true"))
+    triage_limit: Mapped[int | None] = mapped_column()
 
     @property
     def is_active(self) -> bool:
