@@ -285,6 +285,21 @@ def create_user(email: str, name: str, role: str, password: str) -> None:
     click.echo(f"Created {user.role} {user.email}.")
 
 
+@click.group("triage")
+def triage_group() -> None:
+    """Support triage of mentions."""
+
+
+@triage_group.command("refresh")
+@with_appcontext
+def triage_refresh() -> None:
+    """Make every unresolved mention's priority again (after an upgrade)."""
+    from webapp.services import triage
+
+    done = triage.refresh_all(db.session)
+    click.echo(f"Ranked {done:,} mentions again.")
+
+
 @click.group("mentions")
 def mentions_group() -> None:
     """Social mentions."""
@@ -341,7 +356,7 @@ def import_mentions(path: str, batch: int, queue_name: str | None, progress: flo
 
 def init_app(app: Flask) -> None:
     """Register the commands on the app, so `crm` and `flask` both have them."""
-    for command in (up, worker, scheduler, seed_demo, create_user, mentions_group):
+    for command in (up, worker, scheduler, seed_demo, create_user, mentions_group, triage_group):
         app.cli.add_command(command)
 
 

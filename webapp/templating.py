@@ -21,7 +21,7 @@ from webapp.models.deals import LOST_REASONS, STAGE_KINDS
 from webapp.models.sources import SOURCE_KIND_LABELS
 from webapp.models.tasks import TASK_KINDS, TASK_STATUSES
 from webapp.models.users import ROLE_LABELS
-from webapp.services import money, notifications, once
+from webapp.services import money, notifications, once, triage
 from webapp.services.permissions import can
 from webapp.services.tasks import FOLLOW_UPS, zone
 
@@ -270,3 +270,5 @@ def init_app(app: Flask) -> None:
     app.add_template_global(id_url)
     app.add_template_global(task_rows)
     app.add_template_global(once.new_key, "new_form_key")
+    app.add_template_global(triage.why, "triage_why")
+    app.add_template_global(triage.shown_count)

@@ -109,6 +109,7 @@ def build(connection: Redis, logging_level: int | str = logging.INFO) -> LockedC
     scheduler.register(jobs.dispatch_polls, "default", interval=15)
     # Reminders go out within this many seconds of their due time (see send_reminders).
     scheduler.register(jobs.send_reminders, "high", interval=10)
+    scheduler.register(jobs.triage_sweep, "default", interval=60)
     scheduler.register(jobs.purge_login_failures, "low", interval=3600)
     scheduler.register(jobs.purge_deleted_contacts, "low", interval=24 * 3600)
     scheduler.register(jobs.purge_deleted_sources, "low", interval=24 * 3600)

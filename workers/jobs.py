@@ -26,7 +26,17 @@ from social.mention import FetchResult
 from webapp.extensions import db
 from webapp.models import Contact, Source
 from webapp.models.base import utcnow
-from webapp.services import auth, contacts, mentions, notifications, once, polls, push, sources
+from webapp.services import (
+    auth,
+    contacts,
+    mentions,
+    notifications,
+    once,
+    polls,
+    push,
+    sources,
+    triage,
+)
 from workers import queues
 from workers.worker import in_place
 
@@ -59,6 +69,15 @@ def purge_login_failures() -> int:
     count = auth.purge(db.session, LOGIN_FAILURE_TTL, lifetime)
     db.session.commit()
     return count
+
+
+def triage_sweep() -> dict[str, int]:
+    """Wake the snoozed items whose time has come, and let the waiting part of the
+    unanswered ones' priority grow."""
+    woken = triage.wake_snoozed(db.session)
+    refreshed = triage.refresh_waiting(db.session)
+    db.session.commit()
+    return {"woken": woken, "refreshed": refreshed}
 
 
 POLL_TIMEOUT = 120

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, lazyload
 from webapp.models import Contact, Deal, DealChange, DealTotal, Stage, User
 from webapp.models.base import utcnow
 from webapp.models.deals import LOST_REASONS
-from webapp.services import money, once
+from webapp.services import money, once, triage
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import can, require
 from webapp.services.values import text_problem
@@ -203,8 +203,11 @@ def _set_stage(session: Session, user: User | None, deal: Deal, stage: Stage, no
     if deal.stage_id == stage.id and deal.id is not None:
         return
     _note(session, user, deal, "stage", deal.stage_id, stage.id)
+    was = deal.stage.kind if deal.stage is not None else None
     deal.stage_id = stage.id
     deal.stage = stage
+    if was is not None and was != stage.kind:
+        _customer_changed(session, deal)
     deal.stage_entered_at = now
     if stage.kind == "open":
         deal.closed_at = None
@@ -215,6 +218,14 @@ def _set_stage(session: Session, user: User | None, deal: Deal, stage: Stage, no
     if stage.kind != "lost":
         deal.lost_reason = None
         deal.lost_note = None
+
+
+def _customer_changed(session: Session, deal: Deal) -> None:
+    """A deal opened, closed or went: its contact's mentions rank again (a customer's
+    complaint weighs more in support's queue)."""
+    if deal.contact_id is not None:
+        session.flush()
+        triage.contact_changed(session, deal.contact_id)
 
 
 def _set_close(session: Session, user: User | None, deal: Deal, close: date | None) -> None:
@@ -295,6 +306,7 @@ def create_deal(
         _note(session, user, deal, "expected_close", None, close.isoformat())
     once.made(session, form_key or "", deal.id)
     session.flush()
+    _customer_changed(session, deal)
     return deal, True
 
 
@@ -475,6 +487,7 @@ def delete_deal(session: Session, user: User, deal: Deal) -> None:
     require(user, "deal.edit", deal)
     deal.deleted_at = utcnow()
     session.flush()
+    _customer_changed(session, deal)
 
 
 def restore_deal(session: Session, user: User, deal_id: int, undo_window: timedelta) -> Deal:
@@ -490,6 +503,7 @@ def restore_deal(session: Session, user: User, deal_id: int, undo_window: timede
         raise NotFoundError(f"deleted deal {deal_id} is past its undo window")
     deal.deleted_at = None
     session.flush()
+    _customer_changed(session, deal)
     return deal
 
 

@@ -27,7 +27,7 @@ from social.text import storable
 from webapp.models import Activity, Contact, Mention, Source, User
 from webapp.models.activities import MENTION_KIND
 from webapp.models.base import utcnow
-from webapp.services import bulk
+from webapp.services import bulk, triage
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
 
@@ -50,7 +50,7 @@ _MENTIONS = bulk.Target(
     names=tuple(
         "network external_id source_id author_handle author_name author_followers author_id"
         " text url posted_at fetched_at in_reply_to language extra"
-        " compound pos neu neg label sentiment_status".split()
+        " compound pos neu neg label sentiment_status priority priority_parts".split()
     ),
     key=("network", "external_id"),
     returning=("id", "contact_id"),
@@ -131,6 +131,7 @@ def ingest(
     stored = [mention_id for mention_id, _ in inserted]
     if source is not None:
         source.mentions_stored += len(stored)
+    triage.after_ingest(session, inserted)
     return IngestResult(stored, len(mentions) - len(stored), batch.attached)
 
 
@@ -165,32 +166,39 @@ class _Batch:
         """Score the mentions and make the insert of those not stored yet."""
         scores = sentiment.score([m.text for m in mentions], [m.language for m in mentions])
         now, source_id = self.now, self.source_id
-        rows = [
-            (
-                m.network,
-                m.external_id,
-                source_id,
-                handle_key(m.network, m.author_handle)[:320],
-                storable(m.author_name or "")[:200],
-                m.author_followers,
-                m.author_id,
-                storable(m.text),
-                m.url,
-                m.created_at,
-                now,
-                m.in_reply_to,
-                m.language,
-                m.extra or _NO_EXTRA,
-                s.compound,
-                s.pos,
-                s.neu,
-                s.neg,
-                s.label,
-                s.status,
-                m.author_id.lower() if m.author_id and m.network in HANDLE_NETWORKS else None,
+        rows = []
+        for m, s in zip(mentions, scores, strict=True):
+            # The priority as far as the mention alone tells (its sentiment, its
+            # author's reach, how long it has waited); the customer part follows once
+            # the database has matched the author.
+            made = triage.parts(s.compound, m.author_followers, now - m.created_at)
+            rows.append(
+                (
+                    m.network,
+                    m.external_id,
+                    source_id,
+                    handle_key(m.network, m.author_handle)[:320],
+                    storable(m.author_name or "")[:200],
+                    m.author_followers,
+                    m.author_id,
+                    storable(m.text),
+                    m.url,
+                    m.created_at,
+                    now,
+                    m.in_reply_to,
+                    m.language,
+                    m.extra or _NO_EXTRA,
+                    s.compound,
+                    s.pos,
+                    s.neu,
+                    s.neg,
+                    s.label,
+                    s.status,
+                    sum(made.values()),
+                    made,
+                    m.author_id.lower() if m.author_id and m.network in HANDLE_NETWORKS else None,
+                )
             )
-            for m, s in zip(mentions, scores, strict=True)
-        ]
         return bulk.insert_new(self.connection, _MENTIONS, rows)
 
     def timeline_insert(self, inserted: list[Any]) -> bulk.Insert:
@@ -252,6 +260,7 @@ def link(session: Session, user: User, mention: Mention, contact: Contact) -> in
     previous = unlink(session, user, mention)
     session.flush()
     _attach_all(session, [(mention, contact.id)], user)
+    triage.reprioritize(session, [mention])
     return previous
 
 
@@ -263,6 +272,7 @@ def unlink(session: Session, user: User, mention: Mention) -> int | None:
     session.query(Activity).filter(Activity.mention_id == mention.id).delete()
     mention.contact_id = None
     mention.matched_by_id = None
+    triage.reprioritize(session, [mention])
     return previous
 
 
@@ -270,6 +280,7 @@ def attach_by_hand(session: Session, user: User, mention: Mention, contact_id: i
     """Put a mention on the timeline of a contact just made from it, linked by user."""
     require(user, "mention.triage")
     _attach_all(session, [(mention, contact_id)], user)
+    triage.reprioritize(session, [mention])
 
 
 def _no_index(session: Session, column: InstrumentedAttribute[Any]) -> ColumnElement[Any]:

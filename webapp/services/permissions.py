@@ -75,8 +75,13 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
         return role in EVERYONE
     if action == "mention.create_contact":
         return role in MANAGERS | {"support"}
-    if action == "mention.triage":
+    # Support, managers and admins triage and reply; reps and marketers read.
+    if action in {"mention.triage", "mention.reply"}:
         return role in MANAGERS | {"support"}
+    if action == "canned.manage":
+        return role in MANAGERS | {"support"}
+    if action in {"lexicon.manage", "sla.manage", "triage.stats"}:
+        return role == "admin"
     if action == "source.view":
         return role in MANAGERS
     if action == "source.manage":

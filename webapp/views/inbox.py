@@ -1,18 +1,24 @@
-"""The social inbox: mentions newest first with filters, and linking them to contacts."""
+"""The social inbox: support's queue (open items, most urgent first, with why), every
+mention newest first with filters, one mention's page with its triage (status,
+assignee, notes, the label people give it), and linking mentions to contacts."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, request, url_for
+from datetime import datetime, time, timedelta
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from social import networks, sentiment
 from webapp.extensions import db
 from webapp.htmx import render
 from webapp.inputs import id_field
-from webapp.services import contact_search, contacts, mentions
+from webapp.models.triage import SNOOZED, STATUSES
+from webapp.services import contact_search, contacts, mentions, triage
 from webapp.services import sources as source_service
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can
+from webapp.templating import user_zone
 from webapp.views import undo_flash
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
@@ -39,9 +45,26 @@ def _filters() -> dict:
     }
 
 
+# What the inbox can show: a status's queue, or every mention newest first.
+VIEWS = (*STATUSES, "all")
+ASSIGNEES = ("me", "none")
+
+
+def _view() -> str:
+    """The status asked for; triage staff start on the open queue, readers on all."""
+    view = request.args.get("status")
+    if view in VIEWS:
+        return view
+    return "open" if can(current_user, "mention.triage") else "all"
+
+
 @bp.get("/")
 def index():
-    """Mentions, newest first; filters and scrolling answer with rows for htmx."""
+    """The open queue (or another status's), most urgent first, or every mention newest
+    first (status=all); filters and scrolling answer with rows for htmx."""
+    view = _view()
+    if view != "all":
+        return _queue(view)
     filters = _filters()
     before = id_field(request.args, "before")
     through = id_field(request.args, "upto")
@@ -49,22 +72,71 @@ def index():
         page = mentions.list_through(db.session, current_user, through, **filters)
     else:
         page = mentions.list_mentions(db.session, current_user, before=before, **filters)
-    may_see = can(current_user, "source.view")
-    sources = source_service.list_sources(db.session, current_user) if may_see else []
+    sources = _sources()
     capped = source_service.capped_sources(db.session)
     args = {
         k: v
         for k, v in request.args.items()
-        if k in {"source", "network", "label", "matched"} and v
+        if k in {"source", "network", "label", "matched", "status"} and v
     }
     fragment = "inbox/_rows.html" if before else "inbox/_list.html"
     return render(
         "inbox/index.html",
         fragment,
+        view=view,
+        counts=_counts(),
         page=page,
         page_size=mentions.PAGE_SIZE,
         sources=sources,
         capped=capped,
+        args=args,
+    )
+
+
+def _sources() -> list:
+    """The sources to filter by, for those the role table lets see them."""
+    if not can(current_user, "source.view"):
+        return []
+    return source_service.list_sources(db.session, current_user)
+
+
+def _counts() -> dict | None:
+    """Open, mine and unassigned, for those who triage."""
+    if not can(current_user, "mention.triage"):
+        return None
+    return triage.counts(db.session, current_user)
+
+
+def _queue(status: str):
+    filters = _filters()
+    assignee = request.args.get("assignee")
+    assignee = assignee if assignee in ASSIGNEES else None
+    after = request.args.get("after")
+    page = triage.queue(
+        db.session,
+        current_user,
+        status=status,
+        assignee=assignee,
+        network=filters["network"],
+        label=filters["label"],
+        source_id=filters["source_id"],
+        after=after,
+    )
+    args = {
+        k: v
+        for k, v in request.args.items()
+        if k in {"source", "network", "label", "assignee", "status"} and v
+    }
+    fragment = "inbox/_queue_rows.html" if after else "inbox/_queue.html"
+    return render(
+        "inbox/index.html",
+        fragment,
+        view=status,
+        counts=_counts(),
+        queue=page,
+        assignee=assignee,
+        sources=_sources(),
+        capped=source_service.capped_sources(db.session),
         args=args,
     )
 
@@ -85,7 +157,138 @@ def show(mention_id: int):
         suggestions=contact_search.suggestions(db.session, mention),
         q=query,
         found=found.contacts if found else None,
+        why=triage.why(mention),
+        notes=triage.notes(db.session, mention),
+        correction=triage.correction(db.session, mention),
+        assignable=triage.assignable(db.session) if can(current_user, "mention.triage") else [],
+        statuses=triage.STATUS_LABELS,
+        snooze_choices=_snooze_choices(),
     )
+
+
+def _snooze_choices() -> list[tuple[str, str]]:
+    """Quick snoozes as (label, ISO time in the user's zone)."""
+    zone = user_zone()
+    now = datetime.now(zone)
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), time(9), tzinfo=zone)
+    monday = now.date() + timedelta(days=7 - now.weekday())
+    return [
+        ("1 hour", (now + timedelta(hours=1)).replace(second=0, microsecond=0).isoformat()),
+        ("Tomorrow 9:00", tomorrow.isoformat()),
+        ("Monday 9:00", datetime.combine(monday, time(9), tzinfo=zone).isoformat()),
+    ]
+
+
+def _back(mention_id: int):
+    return redirect(url_for("inbox.show", mention_id=mention_id), 303)
+
+
+def _refused(exc: ValidationError, mention_id: int):
+    db.session.rollback()
+    flash(" ".join(exc.errors.values()), "error")
+    return _back(mention_id)
+
+
+def _when(raw: str | None) -> datetime | None:
+    """A snooze time from the form: an ISO time with its offset (the quick choices),
+    or a datetime-local value in the user's zone; None if it is neither."""
+    raw = (raw or "").strip()[:40]
+    if not raw:
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=user_zone())
+
+
+@bp.post("/<int:mention_id>/status")
+def set_status(mention_id: int):
+    """Open, pending, snoozed (until a time) or resolved. :raise 404: :raise 403:"""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    status = request.form.get("status", "")
+    until = _when(request.form.get("until")) if status == SNOOZED else None
+    before, before_until = mention.status, mention.snoozed_until
+    try:
+        triage.set_status(db.session, current_user, mention, status, until)
+    except ValidationError as exc:
+        return _refused(exc, mention.id)
+    db.session.commit()
+    if before != mention.status:
+        text = f"Marked {triage.STATUS_LABELS[mention.status].lower()}."
+        if mention.status == SNOOZED and until:
+            local = until.astimezone(user_zone())
+            text = f"Snoozed until {local.strftime('%-d %b, %H:%M')}."
+        back = {"status": before}
+        if before == SNOOZED and before_until:
+            back["until"] = before_until.isoformat()
+        undo_flash(text, url_for("inbox.set_status", mention_id=mention.id), **back)
+    return _back(mention.id)
+
+
+@bp.post("/<int:mention_id>/assign")
+def assign(mention_id: int):
+    """Give the item to someone (or to nobody), unless someone else did first."""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    raw = request.form.get("assignee", "")
+    if raw == "me":
+        assignee = current_user.id
+    elif raw in ("", "none"):
+        assignee = None
+    else:
+        assignee = id_field(request.form, "assignee")
+        if assignee is None:
+            abort(400, "Choose someone on the support team.")
+    seen = request.form.get("seen", "any")
+    expected: int | str | None = "any"
+    if seen == "none":
+        expected = None
+    elif seen.isdigit() and len(seen) < 10:
+        expected = int(seen)
+    try:
+        triage.assign(db.session, current_user, mention, assignee, expected)
+    except ValidationError as exc:
+        return _refused(exc, mention.id)
+    except triage.ConflictError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return _back(mention.id)
+    db.session.commit()
+    holder = mention.assignee.name if mention.assignee else None
+    flash(f"Assigned to {holder}." if holder else "Unassigned.", "success")
+    return _back(mention.id)
+
+
+@bp.post("/<int:mention_id>/notes")
+def add_note(mention_id: int):
+    """An internal note, for the team only."""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    try:
+        triage.add_note(db.session, current_user, mention, request.form.get("note", ""))
+    except ValidationError as exc:
+        return _refused(exc, mention.id)
+    db.session.commit()
+    flash("Note added.", "success")
+    return _back(mention.id)
+
+
+@bp.post("/<int:mention_id>/label")
+def correct_label(mention_id: int):
+    """A person's label for the mention; VADER's score stays as it was."""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    try:
+        triage.correct_label(
+            db.session,
+            current_user,
+            mention,
+            request.form.get("label", ""),
+            request.form.get("reason", ""),
+        )
+    except ValidationError as exc:
+        return _refused(exc, mention.id)
+    db.session.commit()
+    flash(f"Labelled {request.form['label']}.", "success")
+    return _back(mention.id)
 
 
 def _offer_undo(mention_id: int, text: str, previous: int | None) -> None:

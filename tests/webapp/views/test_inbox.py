@@ -42,8 +42,8 @@ def test_inbox_lists_filters_and_escapes(app, client, login, make_user, make_con
     html = r.get_data(as_text=True)
     assert html.lstrip().startswith('<div id="mention-list">')
     assert "This is terrible" in html and "love it" not in html
-    assert "love it" in client.get("/inbox/?matched=yes").get_data(as_text=True)
-    unmatched = client.get("/inbox/?matched=no").get_data(as_text=True)
+    assert "love it" in client.get("/inbox/?status=all&matched=yes").get_data(as_text=True)
+    unmatched = client.get("/inbox/?status=all&matched=no").get_data(as_text=True)
     assert "love it" not in unmatched and "terrible" in unmatched
     assert "terrible" in client.get(f"/inbox/?source={1}").get_data(as_text=True)
 
@@ -252,9 +252,13 @@ def test_an_inbox_page_costs_the_same_statements_however_many_contacts_it_shows(
             event.remove(engine, "before_cursor_execute", record)
         return len(seen), page
 
-    few, page = statements("/inbox/?matched=no")
+    few, page = statements("/inbox/?status=all&matched=no")
     assert "unmatched" in page and "Author" not in page
-    for url in ("/inbox/", "/inbox/?matched=yes", "/inbox/?label=positive&matched=yes"):
+    for url in (
+        "/inbox/?status=all",
+        "/inbox/?status=all&matched=yes",
+        "/inbox/?status=all&label=positive&matched=yes",
+    ):
         many, page = statements(url)
         assert page.count("Author ") >= 12, url
         # One statement more for all the page's contacts, not one per contact.

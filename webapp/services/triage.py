@@ -1,0 +1,677 @@
+"""Support triage of mentions: status, assignment, the stored priority and why, notes,
+label corrections, canned replies, and the queue the inbox shows.
+
+What belongs here: the rules of a mention's triage state (which status may follow
+which, what a snooze and a new post by the author do, who may hold how many) and of its
+priority; each change in the caller's transaction, audited. Replies (their records and
+the job that sends them) are webapp.services.replies'; the scoring and its explanation
+are social.sentiment's.
+
+The priority is a number from 0 to 100, stored on the mention with its parts, and made
+again when something it depends on changes (a correction, a link to a contact, a deal
+won, time passing while nobody answers): the inbox orders by the stored number and
+never computes it per request. Its parts, each with its ceiling:
+
+- sentiment, 40: how negative VADER's compound is (-1 gives 40); a person's correction
+  to "negative" counts as at least half, to "positive" or "neutral" as nothing;
+- reach, 25: the author's followers on a log scale (a million or more gives 25);
+- customer, 20: a contact with a won deal 20, with an open deal 15, a contact 5;
+- waiting, 15: hours without an answer, 24 hours or more giving 15.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, and_, cast, func, or_, select, tuple_, update
+from sqlalchemy.orm import Session, selectinload
+
+from social import sentiment
+from webapp.models import (
+    CannedReply,
+    Contact,
+    Deal,
+    LabelCorrection,
+    Mention,
+    MentionNote,
+    Stage,
+    User,
+)
+from webapp.models.base import utcnow
+from webapp.models.triage import OPEN, PENDING, RESOLVED, SNOOZED, STATUSES
+from webapp.services import audit
+from webapp.services.errors import NotFoundError, ValidationError
+from webapp.services.permissions import require
+
+STATUS_LABELS = {OPEN: "Open", PENDING: "Pending", SNOOZED: "Snoozed", RESOLVED: "Resolved"}
+# Who triage is for: whom items may be assigned to, and who the round robin chooses.
+TRIAGE_ROLES = ("support", "manager", "admin")
+PAGE_SIZE = 30
+# The navigation's counts stop here ("99+"): counting every open item of a big inbox
+# on every page would cost more than the number is worth.
+COUNT_CAP = 99
+NOTE_MAX = 5_000
+REASON_MAX = 300
+SNOOZE_MAX = timedelta(days=90)
+
+CEILINGS = {"sentiment": 40, "reach": 25, "customer": 20, "waiting": 15}
+CUSTOMER_POINTS = {"won": 20, "open": 15, "contact": 5}
+WAITING_FULL = timedelta(hours=24)
+
+
+class ConflictError(Exception):
+    """Someone else changed the item first; the message says what it is now (409)."""
+
+
+# -- priority -------------------------------------------------------------------------
+
+
+def parts(
+    compound: float | None,
+    followers: int | None,
+    waited: timedelta | None,
+    customer: str | None = None,
+    corrected: str | None = None,
+) -> dict[str, int]:
+    """The parts of a priority (see the module's docstring): waited is how long the
+    author has waited for an answer (None: answered or resolved), customer "won",
+    "open", "contact" or None, corrected the label a person gave, if any."""
+    feeling = round(CEILINGS["sentiment"] * max(0.0, -compound)) if compound is not None else 0
+    if corrected == "negative":
+        feeling = max(feeling, CEILINGS["sentiment"] // 2)
+    elif corrected in ("positive", "neutral"):
+        feeling = 0
+    reach = round(CEILINGS["reach"] * min(1.0, math.log10(1 + max(followers or 0, 0)) / 6))
+    waiting = 0
+    if waited is not None:
+        waiting = round(CEILINGS["waiting"] * min(1.0, max(waited, timedelta(0)) / WAITING_FULL))
+    return {
+        "sentiment": feeling,
+        "reach": reach,
+        "customer": CUSTOMER_POINTS.get(customer or "", 0),
+        "waiting": waiting,
+    }
+
+
+def priority_parts(
+    mention: Mention, customer: str | None, now: datetime, corrected: str | None = None
+) -> dict[str, int]:
+    """The parts of the stored mention's priority as things stand at now."""
+    waiting = mention.status != RESOLVED and mention.first_response_at is None
+    return parts(
+        mention.compound,
+        mention.author_followers,
+        now - mention.posted_at if waiting else None,
+        customer,
+        corrected,
+    )
+
+
+def why(mention: Mention) -> list[str]:
+    """The priority's parts in words, largest first, for the inbox row and the page."""
+    parts = mention.priority_parts or {}
+    words = {
+        "sentiment": lambda: (
+            f"negative ({mention.compound:+.2f})" if mention.compound is not None else "negative"
+        ),
+        "reach": lambda: f"{mention.author_followers or 0:,} followers",
+        "customer": lambda: "customer",
+        "waiting": lambda: "waiting for an answer",
+    }
+    return [
+        f"{words[name]()} +{points}"
+        for name, points in sorted(parts.items(), key=lambda kv: -kv[1])
+        if points and name in words
+    ]
+
+
+def customer_values(session: Session, contact_ids: set[int]) -> dict[int, str]:
+    """For each live contact: "won" if it has a won deal, else "open" for an open deal,
+    else "contact". One statement."""
+    if not contact_ids:
+        return {}
+    rows = session.execute(
+        select(Contact.id, Stage.kind)
+        .outerjoin(Deal, and_(Deal.contact_id == Contact.id, Deal.deleted_at.is_(None)))
+        .outerjoin(Stage, Stage.id == Deal.stage_id)
+        .where(Contact.id.in_(contact_ids), Contact.deleted_at.is_(None))
+    ).all()
+    values: dict[int, str] = {}
+    rank = {"won": 2, "open": 1}
+    for contact_id, kind in rows:
+        best = values.get(contact_id, "contact")
+        if rank.get(kind or "", 0) > rank.get(best, 0):
+            best = kind
+        values[contact_id] = best
+    return values
+
+
+def reprioritize(session: Session, mentions: list[Mention], now: datetime | None = None) -> None:
+    """Make the stored priority of these mentions again from what they depend on now:
+    two statements for the lot (their contacts' deals, their corrections)."""
+    if not mentions:
+        return
+    now = now or utcnow()
+    customers = customer_values(session, {m.contact_id for m in mentions if m.contact_id})
+    corrections = dict(
+        session.execute(
+            select(LabelCorrection.mention_id, LabelCorrection.label).where(
+                LabelCorrection.mention_id.in_([m.id for m in mentions])
+            )
+        ).all()
+    )
+    for mention in mentions:
+        made = priority_parts(
+            mention,
+            customers.get(mention.contact_id) if mention.contact_id else None,
+            now,
+            corrections.get(mention.id),
+        )
+        if made != mention.priority_parts:
+            mention.priority_parts = made
+            mention.priority = sum(made.values())
+
+
+def after_ingest(session: Session, inserted: list[tuple[int, int | None]]) -> None:
+    """New mentions were stored (id, contact id): those with a contact rank as the
+    customer they are, and their authors' waiting items reopen."""
+    matched = [mention_id for mention_id, contact_id in inserted if contact_id]
+    if matched:
+        reprioritize(session, list(session.scalars(select(Mention).where(Mention.id.in_(matched)))))
+    author_wrote_again(session, [mention_id for mention_id, _ in inserted])
+
+
+def refresh_waiting(session: Session, now: datetime | None = None, limit: int = 2000) -> int:
+    """The waiting part of unanswered open items grows with time: make it again for
+    those posted in the last day and a bit (older ones are at its ceiling already, and
+    were made so by an earlier sweep). Return how many were looked at."""
+    now = now or utcnow()
+    recent = session.scalars(
+        select(Mention)
+        .where(
+            Mention.posted_at > now - WAITING_FULL - timedelta(hours=1),
+            Mention.status == OPEN,
+            Mention.first_response_at.is_(None),
+        )
+        .order_by(Mention.posted_at)
+        .limit(limit)
+    ).all()
+    reprioritize(session, list(recent), now)
+    return len(recent)
+
+
+def refresh_all(session: Session, batch: int = 1000) -> int:
+    """Make every unresolved item's priority again (after an upgrade, or a change of
+    the rules), in batches committed as they go; return how many."""
+    done, last = 0, 0
+    while True:
+        rows = session.scalars(
+            select(Mention)
+            .where(Mention.id > last, Mention.status != RESOLVED)
+            .order_by(Mention.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return done
+        reprioritize(session, list(rows))
+        session.commit()
+        done += len(rows)
+        last = rows[-1].id
+
+
+def contact_changed(session: Session, contact_id: int) -> None:
+    """A contact's deals or mentions changed: its open mentions rank again."""
+    mentions = session.scalars(
+        select(Mention).where(Mention.contact_id == contact_id, Mention.status != RESOLVED)
+    ).all()
+    reprioritize(session, list(mentions))
+
+
+# -- the queue ------------------------------------------------------------------------
+
+
+@dataclass
+class QueuePage:
+    mentions: list[Mention]
+    next_after: str | None
+
+
+def _cursor(mention: Mention) -> str:
+    """Where a queue page ends: priority, posted time in microseconds, id."""
+    micros = int(mention.posted_at.timestamp() * 1_000_000)
+    return f"{mention.priority}:{micros}:{mention.id}"
+
+
+def _parse_cursor(value: str | None) -> tuple[int, datetime, int] | None:
+    """A queue cursor as (priority, posted_at, id); None if absent or not one of ours."""
+    try:
+        priority, micros, mention_id = (int(part) for part in (value or "").split(":"))
+        posted = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return priority, posted, mention_id
+
+
+def queue(
+    session: Session,
+    user: User,
+    status: str = OPEN,
+    assignee: str | None = None,
+    network: str | None = None,
+    label: str | None = None,
+    source_id: int | None = None,
+    after: str | None = None,
+    limit: int = PAGE_SIZE,
+) -> QueuePage:
+    """Items with this status, most urgent first (priority, then the oldest waiting);
+    assignee is "me", "none" (unassigned) or None (anyone). Keyset pages: after is the
+    previous page's next_after."""
+    require(user, "mention.view")
+    stmt = (
+        select(Mention)
+        .options(selectinload(Mention.contact), selectinload(Mention.assignee))
+        .where(Mention.status == status)
+    )
+    if assignee == "me":
+        stmt = stmt.where(Mention.assignee_id == user.id)
+    elif assignee == "none":
+        stmt = stmt.where(Mention.assignee_id.is_(None))
+    if network:
+        stmt = stmt.where(Mention.network == network)
+    if source_id:
+        stmt = stmt.where(Mention.source_id == source_id)
+    if label == "unscored":
+        stmt = stmt.where(Mention.label.is_(None))
+    elif label:
+        stmt = stmt.where(Mention.label == label)
+    cursor = _parse_cursor(after)
+    if cursor:
+        priority, posted, mention_id = cursor
+        # Priority down, then the longest waiting first: (-priority, posted_at, id) up.
+        stmt = stmt.where(
+            or_(
+                Mention.priority < priority,
+                and_(
+                    Mention.priority == priority,
+                    tuple_(Mention.posted_at, Mention.id) > (posted, mention_id),
+                ),
+            )
+        )
+    stmt = stmt.order_by(Mention.priority.desc(), Mention.posted_at, Mention.id).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return QueuePage(rows, _cursor(rows[-1]) if more else None)
+
+
+def counts(session: Session, user: User) -> dict[str, int]:
+    """Open items, the user's open items and the unassigned open ones, each counted up
+    to COUNT_CAP + 1 (shown as "99+"): three index walks that stop early."""
+
+    def capped(*conditions: Any) -> Any:
+        inner = select(Mention.id).where(Mention.status == OPEN, *conditions).limit(COUNT_CAP + 1)
+        return select(func.count()).select_from(inner.subquery()).scalar_subquery()
+
+    row = session.execute(
+        select(
+            capped(),
+            capped(Mention.assignee_id == user.id),
+            capped(Mention.assignee_id.is_(None)),
+        )
+    ).one()
+    return {"open": row[0], "mine": row[1], "unassigned": row[2]}
+
+
+def shown_count(n: int) -> str:
+    """A count as the navigation shows it."""
+    return f"{COUNT_CAP}+" if n > COUNT_CAP else str(n)
+
+
+# -- changes --------------------------------------------------------------------------
+
+
+def set_status(
+    session: Session,
+    user: User,
+    mention: Mention,
+    status: str,
+    snooze_until: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Move the item to status. A snooze needs a time in the future (at most 90 days);
+    the SLA clock stops while pending or snoozed and starts again when it reopens.
+    :raise ValidationError:"""
+    require(user, "mention.triage")
+    now = now or utcnow()
+    if status not in STATUSES:
+        raise ValidationError({"status": "Choose open, pending, snoozed or resolved."})
+    if status == SNOOZED:
+        if snooze_until is None:
+            raise ValidationError({"until": "Say until when to snooze it."})
+        if snooze_until <= now:
+            raise ValidationError({"until": "Snooze it until a time in the future."})
+        if snooze_until > now + SNOOZE_MAX:
+            raise ValidationError({"until": "Snooze it for at most 90 days."})
+    before = mention.status
+    if before == status and (status != SNOOZED or mention.snoozed_until == snooze_until):
+        return
+    _move(mention, status, now, snooze_until)
+    audit.record(
+        session,
+        user,
+        "mention.status",
+        "mention",
+        mention.id,
+        label=f"@{mention.author_handle}",
+        changes={"status": (before, status)},
+    )
+    reprioritize(session, [mention], now)
+
+
+def _move(mention: Mention, status: str, now: datetime, snooze_until: datetime | None) -> None:
+    """The status change itself, with what it does to the timers."""
+    paused = mention.status in (PENDING, SNOOZED)
+    pausing = status in (PENDING, SNOOZED)
+    if paused and not pausing and mention.sla_paused_at is not None:
+        # The clock starts again: the targets move by the time it stood still.
+        stood = now - mention.sla_paused_at
+        if mention.first_response_due and mention.first_response_at is None:
+            mention.first_response_due += stood
+        if mention.resolution_due:
+            mention.resolution_due += stood
+        mention.sla_paused_at = None
+    elif pausing and not paused:
+        mention.sla_paused_at = now
+    mention.status = status
+    mention.status_at = now
+    mention.snoozed_until = snooze_until if status == SNOOZED else None
+    mention.resolved_at = now if status == RESOLVED else None
+
+
+def wake_snoozed(session: Session, now: datetime | None = None, limit: int = 500) -> int:
+    """Reopen the snoozed items whose time has come; return how many."""
+    now = now or utcnow()
+    due = session.scalars(
+        select(Mention)
+        .where(Mention.status == SNOOZED, Mention.snoozed_until <= now)
+        .order_by(Mention.snoozed_until)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for mention in due:
+        _move(mention, OPEN, now, None)
+        audit.record(
+            session,
+            None,
+            "mention.status",
+            "mention",
+            mention.id,
+            label=f"@{mention.author_handle}",
+            changes={"status": (SNOOZED, OPEN)},
+        )
+    reprioritize(session, list(due), now)
+    return len(due)
+
+
+def author_wrote_again(session: Session, new_ids: list[int], now: datetime | None = None) -> int:
+    """New mentions by authors whose earlier items wait (pending or snoozed): those
+    reopen, since the author has more to say. Return how many reopened."""
+    if not new_ids:
+        return 0
+    now = now or utcnow()
+    authors = (
+        select(Mention.network, Mention.author_handle).where(Mention.id.in_(new_ids)).distinct()
+    )
+    waiting = session.scalars(
+        select(Mention).where(
+            Mention.status.in_((PENDING, SNOOZED)),
+            tuple_(Mention.network, Mention.author_handle).in_(authors),
+            Mention.id.not_in(new_ids),
+        )
+    ).all()
+    for mention in waiting:
+        before = mention.status
+        _move(mention, OPEN, now, None)
+        audit.record(
+            session,
+            None,
+            "mention.status",
+            "mention",
+            mention.id,
+            label=f"@{mention.author_handle}",
+            changes={"status": (before, OPEN)},
+        )
+    return len(waiting)
+
+
+def assignable(session: Session) -> list[User]:
+    """Everyone items may be assigned to: active triage staff, by name."""
+    return list(
+        session.scalars(
+            select(User)
+            .where(
+                User.role.in_(TRIAGE_ROLES),
+                User.disabled_at.is_(None),
+                User.removed_at.is_(None),
+            )
+            .order_by(User.name)
+        )
+    )
+
+
+def assign(
+    session: Session,
+    user: User,
+    mention: Mention,
+    assignee_id: int | None,
+    expected: int | str | None = "any",
+    now: datetime | None = None,
+) -> None:
+    """Give the item to assignee_id (None: unassign). expected is the assignee the
+    person saw: when someone else assigned it meanwhile, nothing changes and
+    ConflictError says to whom. One conditional update, so two people assigning at
+    once give one result. :raise ValidationError: :raise ConflictError:"""
+    require(user, "mention.triage")
+    now = now or utcnow()
+    if assignee_id is not None:
+        target = session.get(User, assignee_id)
+        if (
+            target is None
+            or target.role not in TRIAGE_ROLES
+            or target.disabled_at is not None
+            or target.removed_at is not None
+        ):
+            raise ValidationError({"assignee": "Choose someone on the support team."})
+    stmt = update(Mention).where(Mention.id == mention.id)
+    if expected != "any":
+        stmt = stmt.where(
+            Mention.assignee_id.is_(None) if expected is None else Mention.assignee_id == expected
+        )
+    before = mention.assignee_id
+    done = session.execute(
+        stmt.values(assignee_id=assignee_id, assigned_at=now if assignee_id else None),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    session.refresh(mention)
+    if not done:
+        holder = mention.assignee.name if mention.assignee else "nobody"
+        raise ConflictError(f"Someone changed it first: it is now assigned to {holder}.")
+    if before != assignee_id:
+        names = {
+            u.id: u.name
+            for u in session.scalars(
+                select(User).where(User.id.in_({before, assignee_id} - {None}))
+            )
+        }
+        audit.record(
+            session,
+            user,
+            "mention.assign",
+            "mention",
+            mention.id,
+            label=f"@{mention.author_handle}",
+            changes={"assignee": (names.get(before), names.get(assignee_id))},
+        )
+
+
+def add_note(session: Session, user: User, mention: Mention, body: str) -> MentionNote:
+    """An internal note on the item. :raise ValidationError:"""
+    require(user, "mention.triage")
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"note": "Write the note first."})
+    if len(body) > NOTE_MAX:
+        raise ValidationError({"note": f"Keep a note under {NOTE_MAX:,} characters."})
+    note = MentionNote(mention_id=mention.id, author_id=user.id, body=body, created_at=utcnow())
+    session.add(note)
+    return note
+
+
+def notes(session: Session, mention: Mention) -> list[MentionNote]:
+    return list(
+        session.scalars(
+            select(MentionNote)
+            .options(selectinload(MentionNote.author))
+            .where(MentionNote.mention_id == mention.id)
+            .order_by(MentionNote.id)
+        )
+    )
+
+
+def correct_label(
+    session: Session, user: User, mention: Mention, label: str, reason: str = ""
+) -> LabelCorrection:
+    """A person's label for the mention; VADER's score stays as it was. A second
+    correction replaces the first (the audit log keeps both). :raise ValidationError:"""
+    require(user, "mention.triage")
+    if label not in sentiment.LABELS:
+        raise ValidationError({"label": "Choose positive, neutral or negative."})
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX:
+        raise ValidationError({"reason": f"Keep the reason under {REASON_MAX} characters."})
+    correction = session.scalar(
+        select(LabelCorrection).where(LabelCorrection.mention_id == mention.id)
+    )
+    before = correction.label if correction else mention.label
+    if correction is None:
+        correction = LabelCorrection(mention_id=mention.id)
+        session.add(correction)
+    correction.label = label
+    correction.scored_label = mention.label
+    correction.reason = reason
+    correction.user_id = user.id
+    correction.created_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        user,
+        "mention.correct",
+        "mention",
+        mention.id,
+        label=f"@{mention.author_handle}",
+        changes={"label": (before, label)},
+    )
+    reprioritize(session, [mention])
+    return correction
+
+
+def correction(session: Session, mention: Mention) -> LabelCorrection | None:
+    return session.scalar(
+        select(LabelCorrection)
+        .options(selectinload(LabelCorrection.user))
+        .where(LabelCorrection.mention_id == mention.id)
+    )
+
+
+def agreement(session: Session) -> list[dict[str, Any]]:
+    """How often people agreed with VADER's label, per network and language: the
+    corrections where the person's label is VADER's, out of all corrections."""
+    rows = session.execute(
+        select(
+            Mention.network,
+            Mention.language,
+            func.count(),
+            func.sum(cast(LabelCorrection.label == LabelCorrection.scored_label, Integer)),
+        )
+        .join(Mention, Mention.id == LabelCorrection.mention_id)
+        .group_by(Mention.network, Mention.language)
+        .order_by(Mention.network, Mention.language)
+    ).all()
+    return [
+        {"network": n, "language": lang or "unknown", "checked": total, "agreed": int(agreed or 0)}
+        for n, lang, total, agreed in rows
+    ]
+
+
+# -- canned replies -------------------------------------------------------------------
+
+SHORT_CODE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+VARIABLES = ("first_name", "name", "handle", "agent_name")
+
+
+def canned_replies(session: Session) -> list[CannedReply]:
+    return list(session.scalars(select(CannedReply).order_by(CannedReply.short_code)))
+
+
+def save_canned(
+    session: Session, user: User, short_code: str, body: str, canned: CannedReply | None = None
+) -> CannedReply:
+    """Add a canned reply, or change one. :raise ValidationError:"""
+    require(user, "canned.manage")
+    code = (short_code or "").strip().lstrip("/").lower()
+    body = (body or "").strip()
+    errors = {}
+    if not code or len(code) > 32 or not set(code) <= SHORT_CODE_CHARS:
+        errors["short_code"] = "Use 1 to 32 letters, digits, - or _ (it is typed after /)."
+    if not body:
+        errors["body"] = "Write the reply."
+    elif len(body) > NOTE_MAX:
+        errors["body"] = f"Keep it under {NOTE_MAX:,} characters."
+    else:
+        unknown = {name for name in _placeholders(body) if name not in VARIABLES}
+        if unknown:
+            known = ", ".join("{" + v + "}" for v in VARIABLES)
+            errors["body"] = f"Unknown {{{sorted(unknown)[0]}}}: use {known}."
+    taken = session.scalar(select(CannedReply).where(CannedReply.short_code == code))
+    if taken is not None and taken is not canned:
+        errors["short_code"] = f"/{code} is taken."
+    if errors:
+        raise ValidationError(errors)
+    if canned is None:
+        canned = CannedReply(created_by_id=user.id, created_at=utcnow())
+        session.add(canned)
+    canned.short_code = code
+    canned.body = body
+    canned.updated_at = utcnow()
+    return canned
+
+
+def delete_canned(session: Session, user: User, canned_id: int) -> None:
+    require(user, "canned.manage")
+    canned = session.get(CannedReply, canned_id)
+    if canned is None:
+        raise NotFoundError(f"canned reply {canned_id}")
+    session.delete(canned)
+
+
+def _placeholders(body: str) -> list[str]:
+    return re.findall(r"\{([a-z_]+)\}", body)
+
+
+def fill(body: str, mention: Mention, agent: User) -> str:
+    """A canned reply with its variables filled in for this mention and agent."""
+    name = (mention.contact.name if mention.contact else None) or mention.author_name or ""
+    values = {
+        "first_name": name.split()[0] if name.split() else mention.author_handle,
+        "name": name or mention.author_handle,
+        "handle": "@" + mention.author_handle,
+        "agent_name": agent.name.split()[0] if agent.name.split() else agent.name,
+    }
+    out = body
+    for key, value in values.items():
+        out = out.replace("{" + key + "}", value)
+    return out
