@@ -167,6 +167,9 @@ def test_hostile_mentions_are_shown_literally_and_never_run(live_server, page, n
     # The inbox, reached through the navigation (under More on a phone with a full tab bar).
     open_place(page, "Inbox")
     expect(page).to_have_url(f"{live_server.url}/inbox/")
+    # Triage staff land on the open queue; every mention, newest first, is a tap away.
+    page.get_by_role("navigation", name="Inbox").get_by_role("link", name="All, newest first").tap()
+    expect(page).to_have_url(f"{live_server.url}/inbox/?status=all")
     _expect_rows(page, newest_first)
     for m in items:
         row = _rows(page).filter(has_text=m.author_name)
@@ -361,7 +364,7 @@ def test_inbox_filters_and_linking_work_as_plain_forms_without_javascript(live_s
     page = new_page(java_script_enabled=False)
     sign_in(page, live_server, support.email, support.password)
 
-    page.goto(f"{live_server.url}/inbox/")
+    page.goto(f"{live_server.url}/inbox/?status=all")
     expect(_rows(page)).to_have_count(2)
     page.get_by_label("Sentiment").select_option(label="Negative")
     page.get_by_label("Contact").select_option(label="Unmatched")
@@ -383,7 +386,7 @@ def test_inbox_filters_and_linking_work_as_plain_forms_without_javascript(live_s
     expect(page.locator(".flashes")).to_contain_text("Linked to Margaret Holloway.")
     assert _linked_contact(live_server, maggie) == margaret
 
-    page.goto(f"{live_server.url}/inbox/?label=positive&matched=no")
+    page.goto(f"{live_server.url}/inbox/?status=all&label=positive&matched=no")
     expect(page.locator("#mention-list")).to_have_text("No mentions match these filters.")
     page.get_by_label("Contact").select_option(label="Matched")
     page.get_by_role("button", name="Filter").click()
@@ -451,7 +454,7 @@ def test_admin_adds_a_demo_source_and_watches_a_poll_complete(live_server, page,
     worker.finish()
 
     page.get_by_role("link", name="This source's mentions").tap()
-    expect(page).to_have_url(re.compile(rf"/inbox/\?source={source_id}$"))
+    expect(page).to_have_url(re.compile(rf"/inbox/\?source={source_id}&status=all$"))
     newest_first = [s["text"] for s in reversed(demo.samples()[:3])]
     _expect_rows(page, newest_first)
     page.get_by_label("Source").select_option(label="All sources")
