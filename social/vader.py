@@ -3,7 +3,10 @@
 What belongs here: the English analyzer and the rule functions it runs (negation,
 boosters, capitals, idioms, "but"), each an override of one step of the original that
 keeps its order of operations and removes only repeated work, and the one analyzer a
-process shares. What a score means (labels, statuses, which texts are scored at all) is
+process shares. Beside the rules, because it must follow them step by step: `trace`,
+which records each rule as it changes a word (for explanations), and analyzers with
+lexicon overrides (`with_overrides`; which overrides are allowed is checked in
+social.sentiment). What a score means (labels, statuses, which texts are scored at all) is
 social.sentiment's; which language a text is in is social.language's.
 
 vaderSentiment 3.3.2 is roughly quadratic in text length: several of its checks

@@ -44,8 +44,12 @@ def _check(text: str, language: str | None = "en", overrides=None) -> sentiment.
     analyzer = sentiment.analyzer_for(overrides)
     _read, _words, valences = analyzer.valences(head)
     assert analyzer.trace(head).sentiments == valences
-    # Word by word, in VADER's order: the very float VADER sums.
-    assert explanation.words_sum == float(sum(valences))
+    # Word by word, in VADER's order: the very float VADER sums, and then normalises.
+    words_sum = float(sum(valences))
+    assert explanation.words_sum == words_sum
+    emphasis = analyzer._punctuation_emphasis(_read)
+    raw_sum = words_sum + emphasis if words_sum > 0 else words_sum - emphasis
+    assert explanation.raw_sum == (raw_sum if words_sum else words_sum)
     assert explanation.compound == expected.compound
     for c in explanation.contributions:
         # The rules account for the whole way from lexicon valence to final valence.
