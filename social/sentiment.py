@@ -204,9 +204,8 @@ def _override_word(given: object) -> str:
             f"'{_shown(given)}' holds a control or invisible character; use letters, "
             "digits, punctuation and single spaces."
         )
-    # VADER reads an emoji as its name, so a rule for one is a rule for that phrase.
-    named = analyzer().emojis.get(stripped, stripped)
-    word = " ".join(vader.read_word(part) for part in named.lower().split())
+    # As VADER reads text: a rule for an emoji is a rule for its name.
+    word = analyzer().read_phrase(stripped)
     role = vader.modifier_role(word)
     if role is not None:
         raise ValueError(
@@ -228,8 +227,9 @@ def _override_valence(given: str, valence: object) -> float:
 
 
 def _shown(given: str) -> str:
-    """given, short enough for an error message."""
-    return given if len(given) <= MAX_OVERRIDE_CHARS else given[:MAX_OVERRIDE_CHARS] + "…"
+    """given, short enough for an error message, invisible characters spelled out."""
+    short = given if len(given) <= MAX_OVERRIDE_CHARS else given[:MAX_OVERRIDE_CHARS] + "…"
+    return "".join(char if char.isprintable() else f"\\u{ord(char):04x}" for char in short)
 
 
 class Contribution(NamedTuple):
@@ -308,7 +308,7 @@ class Explanation:
             if p.applied:
                 lines.append(f"Punctuation ({marks}) adds emphasis: {p.applied:+.3f}.")
             else:
-                lines.append(f"Punctuation ({marks}) changes nothing: no word has a valence.")
+                lines.append(f"Punctuation ({marks}) changes nothing: the words add up to 0.")
         if self.normalisation is not None:
             lines.append(self.normalisation)
         return lines

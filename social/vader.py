@@ -119,6 +119,11 @@ class LinearAnalyzer(SentimentIntensityAnalyzer):
             words, lower = _join_phrases(words, lower, self._phrases)
         return text, words, lower
 
+    def read_phrase(self, text: str) -> str:
+        """text as this analyzer matches it against the lexicon: emoji read as their
+        names, each word's end punctuation dropped, lower-cased, one space between."""
+        return " ".join(self._read(text)[2])
+
     def with_overrides(self, overrides: Mapping[str, float]) -> LinearAnalyzer:
         """A copy of this analyzer whose lexicon has overrides (checked lower-case words
         or phrases -> valence) on top: a word replaces or adds its entry; a phrase of
@@ -475,13 +480,6 @@ def _char_class(chars: frozenset[str]) -> str:
         for a, b in ranges
     ]
     return "[" + "".join(parts) + "]"
-
-
-def read_word(token: str) -> str:
-    """A token as SentiText keeps it (the rule _read applies inline): punctuation
-    stripped from both ends unless that leaves two characters or fewer (an emoticon)."""
-    stripped = token.strip(_PUNCTUATION)
-    return token if len(stripped) <= 2 else stripped
 
 
 def modifier_role(word: str) -> str | None:

@@ -167,6 +167,7 @@ def test_emoji_are_explained_by_name() -> None:
     assert sentiment.score(["my order 💔"])[0].label == "positive"
     rules = {"💔": -3.0}
     assert sentiment.checked_overrides(rules) == (("broken heart", -3.0),)
+    assert sentiment.checked_overrides({"Love💔!": 1}) == (("love broken heart", 1.0),)
     [phrase] = _check("my order 💔", None, rules).contributions
     assert (phrase.word, phrase.valence, phrase.override) == ("broken heart", -3.0, True)
 
@@ -265,8 +266,8 @@ def test_overridden_analyzers_are_built_once_per_rule_set() -> None:
         ({"": 1.0}, "1 to 60 characters"),
         ({"   ": 1.0}, "1 to 60 characters"),
         ({"x" * 61: 1.0}, r"1 to 60 characters \('x{60}…' has 61\)"),
-        ({"war\tzone": 1.0}, "control or invisible character"),
-        ({"good\u200b": 1.0}, "control or invisible character"),
+        ({"war\tzone": 1.0}, r"'war\\u0009zone' holds a control or invisible character"),
+        ({"good\u200b": 1.0}, r"'good\\u200b' holds a control or invisible character"),
         ({"bad\x00": 1.0}, "control or invisible character"),
         ({7: 1.0}, "must be text, not int"),
         ({"slaps": float("nan")}, "number from -4 to 4, not nan"),
