@@ -158,6 +158,7 @@ def show(mention_id: int):
         q=query,
         found=found.contacts if found else None,
         why=triage.why(mention),
+        explanation=sentiment.explain(mention.text or "", mention.language),
         notes=triage.notes(db.session, mention),
         correction=triage.correction(db.session, mention),
         assignable=triage.assignable(db.session) if can(current_user, "mention.triage") else [],

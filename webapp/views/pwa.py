@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import mimetypes
 import re
 from functools import cache
 from pathlib import Path
 
 import brotli
 import zopfli.gzip
-from flask import Blueprint, Response, current_app, render_template, request, send_from_directory
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    render_template,
+    request,
+    send_file,
+    send_from_directory,
+)
 
 bp = Blueprint("pwa", __name__)
 # What the service worker precaches; its version changes whenever one of them does.
@@ -83,6 +93,19 @@ def _compressed(body: str, mimetype: str, etag: str | None = None) -> Response:
     return response
 
 
+# Icons and the like, read once and sent from memory: no file is held open by a
+# response, so one the browser abandons (it cancels a tab icon's load when the page
+# moves on) leaves nothing behind.
+SMALL_FILE = 256 * 1024
+
+
+@cache
+def _small(path: Path, mtime_ns: int) -> tuple[bytes, str]:
+    """A small static file's bytes and its ETag (per version of it)."""
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:16]
+
+
 @cache
 def _source(path: Path, mtime_ns: int) -> tuple[str, str]:
     """A script or stylesheet as it is sent (ours compact, a vendored one as it is), and
@@ -95,18 +118,30 @@ def _source(path: Path, mtime_ns: int) -> tuple[str, str]:
 
 def static_file(filename: str) -> Response:
     """The app's static files: scripts and stylesheets compressed ahead (ours compact),
-    with an ETag so a phone revalidates cheaply; anything else as Flask sends it."""
+    with an ETag so a phone revalidates cheaply; small files from memory; anything else
+    as Flask sends it."""
     folder = Path(current_app.static_folder).resolve()
     try:
         path = (folder / filename).resolve()
-        code = _CODE.search(filename) and path.is_relative_to(folder) and path.is_file()
+        found = path.is_relative_to(folder) and path.is_file()
+        size = path.stat().st_size if found else None
     except (OSError, ValueError):  # a NUL or an impossible name: Flask answers 404
-        code = False
-    if not code:
-        return current_app.send_static_file(filename)
-    body, etag = _source(path, path.stat().st_mtime_ns)
-    mimetype = "text/css" if filename.endswith(".css") else "text/javascript"
-    return _compressed(body, mimetype, etag).make_conditional(request)
+        found, size = False, None
+    if found and _CODE.search(filename):
+        body, etag = _source(path, path.stat().st_mtime_ns)
+        mimetype = "text/css" if filename.endswith(".css") else "text/javascript"
+        return _compressed(body, mimetype, etag).make_conditional(request)
+    if found and size is not None and size <= SMALL_FILE:
+        modified = path.stat()
+        data, etag = _small(path, modified.st_mtime_ns)
+        return send_file(
+            io.BytesIO(data),
+            mimetype=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            etag=etag,
+            last_modified=modified.st_mtime,
+            max_age=current_app.get_send_file_max_age(filename),
+        )
+    return current_app.send_static_file(filename)
 
 
 @bp.record_once

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event, select
 
+from social import sentiment
 from tests.conftest import sign_in
 from tests.webapp.incoming import count, incoming
 from webapp.extensions import db
@@ -310,3 +311,17 @@ def test_the_sweep_lets_waiting_count_and_wakes_snoozes(app):
         assert jobs.triage_sweep() == {"woken": 1, "refreshed": 1}
     woken = _mention(app, mention_id)
     assert woken.status == "open" and woken.priority_parts["waiting"] == 8
+
+
+def test_the_mention_page_explains_the_score_word_by_word(app, client, login, make_user):
+    text = "The coffee is not good, but the staff are VERY friendly!"
+    (mention_id,) = _ingest(app, incoming("1", text=text))
+    login(make_user("rep"))  # reading the explanation is for everyone who reads mentions
+    page = client.get(f"/inbox/{mention_id}").get_data(as_text=True)
+    assert "Why VADER scored it so" in page
+    explained = sentiment.explain(text)
+    for c in explained.contributions:
+        assert f'<td>{c.word}</td><td class="num">{c.valence:+.3f}</td>' in page
+    assert "negated by &#39;not&#39;" in page and "booster &#39;VERY&#39; before it" in page
+    assert "Punctuation (1 &#39;!&#39; and 0 &#39;?&#39;) adds emphasis" in page
+    assert f"{_mention(app, mention_id).compound:+.3f}" in page
