@@ -356,20 +356,33 @@ def set_status(
             raise ValidationError({"until": "Snooze it until a time in the future."})
         if snooze_until > now + SNOOZE_MAX:
             raise ValidationError({"until": "Snooze it for at most 90 days."})
-    before = mention.status
-    if before == status and (status != SNOOZED or mention.snoozed_until == snooze_until):
+    if mention.status == status and (status != SNOOZED or mention.snoozed_until == snooze_until):
         return
+    _recorded_move(session, user, mention, status, now, snooze_until)
+    reprioritize(session, [mention], now)
+
+
+def _recorded_move(
+    session: Session,
+    actor: User | None,
+    mention: Mention,
+    status: str,
+    now: datetime,
+    snooze_until: datetime | None = None,
+) -> None:
+    """The status change, in the audit log (actor None: the system, as a snooze that
+    wakes or an author who writes again)."""
+    before = mention.status
     _move(mention, status, now, snooze_until)
     audit.record(
         session,
-        user,
+        actor,
         "mention.status",
         "mention",
         mention.id,
         label=f"@{mention.author_handle}",
         changes={"status": (before, status)},
     )
-    reprioritize(session, [mention], now)
 
 
 def _move(mention: Mention, status: str, now: datetime, snooze_until: datetime | None) -> None:
@@ -403,16 +416,7 @@ def wake_snoozed(session: Session, now: datetime | None = None, limit: int = 500
         .with_for_update(skip_locked=True)
     ).all()
     for mention in due:
-        _move(mention, OPEN, now, None)
-        audit.record(
-            session,
-            None,
-            "mention.status",
-            "mention",
-            mention.id,
-            label=f"@{mention.author_handle}",
-            changes={"status": (SNOOZED, OPEN)},
-        )
+        _recorded_move(session, None, mention, OPEN, now)
     reprioritize(session, list(due), now)
     return len(due)
 
@@ -434,17 +438,7 @@ def author_wrote_again(session: Session, new_ids: list[int], now: datetime | Non
         )
     ).all()
     for mention in waiting:
-        before = mention.status
-        _move(mention, OPEN, now, None)
-        audit.record(
-            session,
-            None,
-            "mention.status",
-            "mention",
-            mention.id,
-            label=f"@{mention.author_handle}",
-            changes={"status": (before, OPEN)},
-        )
+        _recorded_move(session, None, mention, OPEN, now)
     return len(waiting)
 
 
