@@ -57,6 +57,11 @@ class Refused(SourceError):
     """An outbound request the guard stopped; the message says why, in words."""
 
 
+class TooSlow(Refused):
+    """An answer that took longer than the guard allows: unlike the other refusals, one
+    that may not happen again."""
+
+
 def is_forbidden(ip: IPAddress) -> bool:
     """Whether ip is one a server-side fetch must never reach: loopback, private,
     link-local, multicast, reserved, unspecified or otherwise not global, including
@@ -146,7 +151,7 @@ class Guard:
 
     def too_slow(self, host: str) -> Refused:
         """The error for an answer that took longer than timeout."""
-        return Refused(f"{host!r} took longer than {self.timeout:g} s to answer.")
+        return TooSlow(f"{host!r} took longer than {self.timeout:g} s to answer.")
 
 
 def _declared_too_large(headers: Any, limit: int) -> bool:
