@@ -422,6 +422,7 @@ TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 # back, is kept in the past (2023-01-01 plus up to 2^43 microseconds).
 _RKEY_EPOCH_US = 1_672_531_200 * 1_000_000
 MAX_LANGS = 3  # the lexicon's bound
+RECENT = 50  # our newest posts read for an earlier attempt, where record keys are refused
 _THREADGATE_RULES = {
     "app.bsky.feed.threadgate#mentionRule": "people the author mentions",
     "app.bsky.feed.threadgate#followingRule": "people the author follows",
@@ -544,13 +545,15 @@ def _reply(
         reply=models.AppBskyFeedPost.ReplyRef(parent=parent_ref, root=root_ref),
         langs=_langs(config, parent.record, target),
     )
-    url = f"https://bsky.app/profile/{session.handle}/post/{rkey}"
+    url = _post_url(session, f"at://{session.did}/{POST}/{rkey}")
     data = models.ComAtprotoRepoCreateRecord.Data(
         repo=session.did, collection=POST, rkey=rkey, record=record
     )
     try:
         created = client.com.atproto.repo.create_record(data)
     except AtProtocolError as exc:
+        if _rkey_refused(exc):
+            return _reply_without_rkey(client, session, record, uri)
         # A record already under our key (a PDS says so with a 500 today, or an explicit
         # error): the first attempt went through, and its record is ours to return.
         existing = _existing(client, session.did, rkey, uri) if _may_exist(exc) else None
@@ -558,6 +561,36 @@ def _reply(
             raise
         return replies.Posted(external_id=existing, url=url)
     return replies.Posted(external_id=created.uri, url=url)
+
+
+def _rkey_refused(exc: AtProtocolError) -> bool:
+    """Whether the PDS refuses a record key of our choosing for posts (the reference PDS
+    did for a while: "Custom rkeys for post records are not currently supported")."""
+    detail = _detail(exc).lower()
+    return isinstance(exc, BadRequestError) and "rkey" in detail and "support" in detail
+
+
+def _reply_without_rkey(
+    client: Client, session: Session, record: Any, parent_uri: str
+) -> replies.Posted:
+    """The reply on a PDS that picks its record keys: our recent posts are read first, and
+    a reply to the same post with the same text (an earlier attempt's) is returned."""
+    recent = client.com.atproto.repo.list_records(
+        models.ComAtprotoRepoListRecords.Params(repo=session.did, collection=POST, limit=RECENT)
+    )
+    for found in recent.records:
+        thread = _field(found.value, "reply", "reply")
+        parent = _field(thread, "parent", "parent") if thread else None
+        same_text = _field(found.value, "text", "text") == record.text
+        if parent and _field(parent, "uri", "uri") == parent_uri and same_text:
+            return replies.Posted(external_id=found.uri, url=_post_url(session, found.uri))
+    data = models.ComAtprotoRepoCreateRecord.Data(repo=session.did, collection=POST, record=record)
+    created = client.com.atproto.repo.create_record(data)
+    return replies.Posted(external_id=created.uri, url=_post_url(session, created.uri))
+
+
+def _post_url(session: Session, uri: str) -> str:
+    return f"https://bsky.app/profile/{session.handle}/post/{uri.rsplit('/', 1)[-1]}"
 
 
 def _with_mention(text: str, handle: str | None, did: str) -> TextBuilder:

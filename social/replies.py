@@ -47,7 +47,7 @@ BLUESKY_BYTES = 3000  # the lexicon's bound on a post's text in UTF-8
 MASTODON_DEFAULT_LIMIT = 500
 # X counts every link as a t.co link of this many characters, Mastodon too.
 URL_LENGTH = 23
-NO_REPLY_NETWORKS = frozenset({"rss", "webhook", "demo", "import"})
+REPLY_NETWORKS = frozenset({"x", "mastodon", "bluesky"})
 # X's pay-per-use prices for one post written by the API (US dollars).
 X_POST_PRICE = "US$0.015"
 X_LINK_POST_PRICE = "US$0.20"
@@ -287,7 +287,7 @@ def check(
     account: our X username, to warn that X refuses an API reply to a post that does not
     mention the account (without it that warning is not given).
     """
-    if network in NO_REPLY_NETWORKS:
+    if network not in REPLY_NETWORKS:
         return Check(
             text=text,
             count=0,
@@ -299,10 +299,8 @@ def check(
         count, cap = x_length(posted), X_LIMIT
     elif network == "bluesky":
         count, cap = graphemes(posted), BLUESKY_LIMIT
-    elif network == "mastodon":
-        count, cap = mastodon_length(posted), limit or MASTODON_DEFAULT_LIMIT
     else:
-        raise ValueError(f"Unknown network {network!r}.")
+        count, cap = mastodon_length(posted), limit or MASTODON_DEFAULT_LIMIT
 
     problems: list[Note] = []
     warnings: list[Note] = []
@@ -392,7 +390,7 @@ def post(
     # The connectors import this module's types, so they are imported when used.
     from social import bluesky, mastodon, x
 
-    if target.network in NO_REPLY_NETWORKS:
+    if target.network not in REPLY_NETWORKS:
         raise NotAllowed(_no_reply(target.network))
     if not key:
         raise ValueError("post() needs the reply's key.")
@@ -402,8 +400,6 @@ def post(
         return x.reply(config, target, text, key=key)
     if target.network == "mastodon":
         return mastodon.reply(config, target, text, key=key, allow_private=allow_private)
-    if target.network == "bluesky":
-        return bluesky.reply(
-            config, target, text, key=key, allow_private=allow_private, sessions=sessions
-        )
-    raise NotAllowed(f"Replies to {target.network} are not supported.")
+    return bluesky.reply(
+        config, target, text, key=key, allow_private=allow_private, sessions=sessions
+    )

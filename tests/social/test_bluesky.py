@@ -146,7 +146,8 @@ class FakeBluesky:
         # our repo (uri -> {"uri", "cid", "value"}), in the order they were written.
         self.views: dict[str, dict] = {}
         self.records: dict[str, dict] = {}
-        self.lose_answers: set[str] = set()  # nsids whose next answer never arrives
+        self.lose_answers: set[str] = set()  # nsids whose next success is never told
+        self.refuse_rkeys = False  # as the reference PDS did for posts for a while
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(
@@ -227,6 +228,14 @@ class FakeBluesky:
             return 200, {"posts": copy.deepcopy(found)}, {}
         if nsid == "com.atproto.repo.createRecord":
             return self._create_record(body, auth)
+        if nsid == "com.atproto.repo.listRecords":
+            mine = [
+                r
+                for r in reversed(self.records.values())
+                if r["uri"].startswith(f"at://{query['repo'][0]}/")
+            ]
+            limit = int(query.get("limit", ["50"])[0])
+            return 200, {"records": copy.deepcopy(mine[:limit])}, {}
         if nsid == "com.atproto.repo.getRecord":
             uri = f"at://{query['repo'][0]}/{query['collection'][0]}/{query['rkey'][0]}"
             if uri in self.records:
@@ -254,6 +263,9 @@ class FakeBluesky:
         for ref in [reply["root"], reply["parent"]] if reply else []:
             if not (ref.get("uri", "").startswith("at://") and ref.get("cid")):
                 return 400, {"error": "InvalidRequest", "message": "Invalid strong ref"}, {}
+        if body.get("rkey") and self.refuse_rkeys:
+            message = "Custom rkeys for post records are not currently supported."
+            return 400, {"error": "InvalidRequest", "message": message}, {}
         rkey = body.get("rkey") or _rkey(len(self.records) + 10_000)
         uri = f"at://{BRAND[1]}/{body['collection']}/{rkey}"
         if uri in self.records:
@@ -294,7 +306,7 @@ class FakeBluesky:
                     body,
                     self.headers.get("Authorization", ""),
                 )
-                if nsid in fake.lose_answers:
+                if nsid in fake.lose_answers and status == 200:
                     # Done, but the answer is lost on the way: the connection just closes.
                     fake.lose_answers.discard(nsid)
                     self.close_connection = True

@@ -120,7 +120,7 @@ def test_mastodon_counts_with_the_instance_limit():
     assert replies.check("mastodon", "x" * 30, post, limit=30).problems[0].code == "too_long"
 
 
-@pytest.mark.parametrize("network", ["rss", "webhook"])
+@pytest.mark.parametrize("network", ["rss", "webhook", "myspace"])
 def test_feeds_have_no_reply(network):
     post = target(network, external_id="https://shop.example/blog/1", url="https://shop.example/1")
     [problem] = replies.check(network, "hello", post).problems
@@ -581,6 +581,39 @@ def test_bluesky_retry_after_a_lost_answer_posts_nothing_new():
         )
         assert other.external_id != again.external_id and len(fake.replies()) == 2
         assert fake.sign_ins() == 1  # the session is reused, not a sign-in per reply
+
+
+def test_bluesky_pds_that_refuses_record_keys_still_posts_once():
+    sessions: dict[str, str] = {}
+    with bluesky_replies() as fake:
+        fake.fake.refuse_rkeys = True
+        earlier = replies.target_of(fake.mention(4))
+        replies.post(
+            fake.config,
+            earlier,
+            "Same words",
+            key="reply-40",
+            allow_private=True,
+            sessions=sessions,
+        )
+        mention = replies.target_of(fake.mention(5))
+        fake.lose_next_answer()
+        with pytest.raises(replies.Unavailable):
+            replies.post(
+                fake.config,
+                mention,
+                "Same words",
+                key="reply-5",
+                allow_private=True,
+                sessions=sessions,
+            )
+        again = replies.post(
+            fake.config, mention, "Same words", key="reply-5", allow_private=True, sessions=sessions
+        )
+        _earlier, second = fake.replies()  # one for each post: the retry found its own
+        assert again.external_id == second["uri"]
+        assert second["value"]["reply"]["parent"]["uri"] == mention.external_id
+        assert again.url.endswith("/post/" + second["uri"].rsplit("/", 1)[-1])
 
 
 def test_bluesky_reply_disabled_is_not_allowed_in_words():
