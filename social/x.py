@@ -301,8 +301,9 @@ def _log_errors(errors: list[dict[str, Any]]) -> None:
 
 # Replies: posting an answer to one post.
 
-# Our posts newer than the one answered, read before posting (X's most per page).
+# Our posts newer than the one answered, read before posting: pages of X's most.
 REPLY_LOOKUP = 100
+REPLY_PAGES = 3
 _REPLY_FIELDS = ["referenced_tweets", "created_at"]
 # How X words a refusal because of who may reply (its rule on API replies, or the
 # author's reply settings).
@@ -396,26 +397,30 @@ def _comparable(text: str) -> str:
 def _already_replied(
     client: tweepy.Client, user_id: str, post_id: str, text: str, user_auth: bool
 ) -> str | None:
-    """The id of our reply to post_id with this text, if one is there already."""
-    response = _reply_call(
-        lambda: client.get_users_tweets(
-            user_id,
-            since_id=post_id,
-            max_results=REPLY_LOOKUP,
-            tweet_fields=_REPLY_FIELDS,
-            exclude=["retweets"],
-            user_auth=user_auth,
-        )
-    )
+    """The id of our reply to post_id with this text, if one is there already (among our
+    posts since post_id, REPLY_PAGES pages at most)."""
     wanted = _comparable(text)
-    for tweet in response.data or []:
-        data = tweet.data
-        answers = any(
-            ref.get("type") == "replied_to" and str(ref.get("id")) == post_id
-            for ref in data.get("referenced_tweets") or []
-        )
-        if answers and _comparable(data.get("text") or "") == wanted:
-            return str(data["id"])
+    params: dict[str, Any] = {
+        "since_id": post_id,
+        "max_results": REPLY_LOOKUP,
+        "tweet_fields": _REPLY_FIELDS,
+        "exclude": ["retweets"],
+        "user_auth": user_auth,
+    }
+    for _page in range(REPLY_PAGES):
+        response = _reply_call(lambda: client.get_users_tweets(user_id, **params))
+        for tweet in response.data or []:
+            data = tweet.data
+            answers = any(
+                ref.get("type") == "replied_to" and str(ref.get("id")) == post_id
+                for ref in data.get("referenced_tweets") or []
+            )
+            if answers and _comparable(data.get("text") or "") == wanted:
+                return str(data["id"])
+        next_token = response.meta.get("next_token")
+        if not next_token:
+            return None
+        params["pagination_token"] = next_token
     return None
 
 

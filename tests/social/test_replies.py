@@ -216,11 +216,16 @@ class FakeX:
         since = int(query.get("since_id", "0"))
         seen = self.timeline[self.hide_timeline :] if self.hide_timeline else self.timeline
         self.hide_timeline = max(0, self.hide_timeline - 1)
-        data = [t for t in seen if int(t["id"]) > since]
+        newer = [t for t in seen if int(t["id"]) > since]
+        start = int(query.get("pagination_token", "0"))
+        size = int(query["max_results"])
+        data = newer[start : start + size]
         body: dict[str, Any] = {"meta": {"result_count": len(data)}}
         if data:
             body["data"] = data
             body["meta"] |= {"newest_id": data[0]["id"], "oldest_id": data[-1]["id"]}
+        if start + size < len(newer):
+            body["meta"]["next_token"] = str(start + size)
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
@@ -278,6 +283,26 @@ def test_x_retry_after_a_lost_answer_posts_nothing_new(fake_x):
 
     assert len(fake.posted) == 1
     assert again.external_id == fake.timeline[0]["id"]
+
+
+def test_x_lookup_pages_through_our_posts_since(fake_x, monkeypatch):
+    fake, server, client = fake_x
+    monkeypatch.setattr(x, "REPLY_LOOKUP", 10)
+    client.session.mount("https://api.twitter.com/", LoseAnswer(server.port))
+    with pytest.raises(replies.Unavailable):
+        x.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
+    for n in range(15):  # we went on posting elsewhere
+        other = str(1578516295611760000 + n)
+        fake.timeline.insert(
+            0, {"id": other, "text": f"other {n}", "edit_history_tweet_ids": [other]}
+        )
+
+    again = x.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
+
+    assert len(fake.posted) == 1
+    assert again.external_id == fake.timeline[-1]["id"]
+    pages = [path for method, path, _ in server.requests if method == "GET"][-2:]
+    assert "pagination_token=10" in pages[1]
 
 
 def test_x_duplicate_refusal_returns_the_reply_already_there(fake_x):
