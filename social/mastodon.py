@@ -2,7 +2,9 @@
 
 Everything Mastodon-specific lives here: talking to an instance through Mastodon.py,
 paging with min_id, reading statuses (their HTML made plain by social.text), and
-translating the library's errors into SourceError / RateLimited. No Flask, no database.
+translating the library's errors into SourceError / RateLimited; and `reply`, which
+answers one status from our account (found on our instance by its URI first) and
+translates the errors into ReplyErrors. No Flask, no database.
 
 external_id is the status `uri`, the canonical ActivityPub id minted by the instance
 the post was written on (https://origin.host/users/name/statuses/123). It carries
@@ -13,6 +15,7 @@ post through, so two configured sources that both see one post store it once.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,7 +33,7 @@ from mastodon.errors import (
     MastodonUnauthorizedError,
 )
 
-from social import net
+from social import net, replies
 from social.matching import normalize_handle
 from social.mention import (
     FetchResult,
@@ -284,3 +287,124 @@ def _translate(exc: MastodonError, base: str, client: Any) -> SourceError:
 def _status(exc: MastodonError) -> int | None:
     code = exc.args[1] if len(exc.args) > 1 else None
     return code if isinstance(code, int) else None
+
+
+# Replies: answering one status from our account.
+
+# From most to least public; a reply takes the later of the post's and the setting's.
+VISIBILITIES = ("public", "unlisted", "private", "direct")
+
+
+def reply(
+    config: dict[str, Any],
+    target: replies.Target,
+    text: str,
+    *,
+    key: str,
+    client: Any = None,
+    allow_private: bool = False,
+) -> replies.Posted:
+    """Post text as a reply to the status target names, at most once per key.
+
+    The status is found on our instance by its URI (a search that resolves it), for our
+    instance's id of it and its visibility; the reply is never more public than the
+    status (direct stays direct, private stays private, unlisted stays unlisted) and names
+    the author so they are notified. The idempotency key, made from key and the status
+    URI, makes the instance return the reply an earlier attempt posted instead of posting
+    it again (Mastodon keeps such keys for an hour).
+    :raise ReplyError: NotAllowed, TooLong, RateLimited, Unavailable or Rejected.
+    """
+    try:
+        base = _instance(config, allow_private)
+        token = _token(config, "mentions")
+    except SourceError as exc:
+        raise replies.Rejected(str(exc)) from None
+    own = client is None
+    if client is None:
+        client = _client(base, token, allow_private)
+    try:
+        status = _resolve(client, target)
+        visibility = reply_visibility(status.get("visibility"), config.get("reply_visibility"))
+        posted = replies.compose("mastodon", text, target, handle=status.account.acct)
+        new = client.status_post(
+            posted,
+            in_reply_to_id=status.id,
+            visibility=visibility,
+            idempotency_key=idempotency_key(key, target.external_id),
+        )
+        return replies.Posted(external_id=new.uri, url=new.get("url") or new.uri)
+    except MastodonError as exc:
+        raise _reply_error(exc, base, client) from None
+    except (AttributeError, KeyError, TypeError):
+        host = urlsplit(base).netloc
+        raise replies.Unavailable(f"{host} sent a status we could not read.") from None
+    finally:
+        if own:
+            client.session.close()
+
+
+def idempotency_key(key: str, uri: str) -> str:
+    """The Idempotency-Key for one reply: the same for every attempt at it, different for
+    two replies (or two deployments' "reply-1" to two posts)."""
+    return hashlib.sha256(f"{key}\n{uri}".encode()).hexdigest()
+
+
+def reply_visibility(post: str | None, setting: str | None = None) -> str:
+    """The visibility of a reply to a status of visibility post: never more public than
+    it, nor than the source's reply_visibility setting. An unknown one is kept direct."""
+    rank = VISIBILITIES.index(post) if post in VISIBILITIES else len(VISIBILITIES) - 1
+    if setting in VISIBILITIES:
+        rank = max(rank, VISIBILITIES.index(setting))
+    return VISIBILITIES[rank]
+
+
+def _resolve(client: Any, target: replies.Target) -> Any:
+    """Our instance's copy of the status target names (searched by URI, resolving it)."""
+    uri = target.external_id
+    if not uri.startswith(("https://", "http://")):
+        raise replies.Rejected("This Mastodon mention has no status URI to reply to.")
+    found = client.search_v2(uri, resolve=True, result_type="statuses")
+    statuses = list(found.get("statuses") or [])
+    for status in statuses:
+        if status.get("uri") == uri or status.get("url") == uri:
+            return status
+    raise replies.Rejected(
+        "Our instance cannot find this status: it was deleted, or is not visible to our account."
+    )
+
+
+def _reply_error(exc: MastodonError, base: str, client: Any) -> replies.ReplyError:
+    """Mastodon.py's error while replying, as a ReplyError in words."""
+    if isinstance(exc.__context__, SourceError):
+        return replies.refused(exc.__context__)
+    translated = _translate(exc, base, client)
+    host = urlsplit(base).netloc
+    if isinstance(translated, RateLimited):
+        return replies.RateLimited(
+            f"{host} asks us to slow down; the reply goes out later.", retry_at=translated.retry_at
+        )
+    if isinstance(exc, MastodonUnauthorizedError):
+        return replies.Rejected(
+            f"{host} refused the access token (401): it is wrong or revoked, or lacks the "
+            "write:statuses scope."
+        )
+    if isinstance(exc, MastodonServerError | MastodonNetworkError):
+        return replies.Unavailable(str(translated))
+    status = _status(exc)
+    said = _said(exc)
+    if status == 422 and "limit" in said.lower():
+        return replies.TooLong(f"{host} says the reply is too long ({said}).")
+    if status == 403:
+        return replies.NotAllowed(
+            f"{host} does not let our account reply to this status (403): the author may "
+            f"block us, or our account is limited.{f' ({said})' if said else ''}"
+        )
+    if status is None:
+        return replies.Unavailable(f"{host} sent a reply that is not valid Mastodon JSON.")
+    return replies.Rejected(f"{host} refused the reply ({status}){f': {said}' if said else ''}.")
+
+
+def _said(exc: MastodonError) -> str:
+    """The instance's own words (Mastodon.py puts its error text third in the args)."""
+    words = exc.args[3] if len(exc.args) > 3 else ""
+    return str(words or "")[:300]

@@ -20,6 +20,7 @@ servers on 127.0.0.1; the caller decides it from the app's settings, never from 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -55,6 +56,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 class Refused(SourceError):
     """An outbound request the guard stopped; the message says why, in words."""
+
+
+class TooSlow(Refused):
+    """An answer that took longer than the guard allows: unlike the other refusals, one
+    that may not happen again."""
 
 
 def is_forbidden(ip: IPAddress) -> bool:
@@ -98,9 +104,12 @@ def may_send_credentials(url: str, allow_private: bool) -> bool:
     )
 
 
+@functools.cache
 def tls_context() -> ssl.SSLContext:
     """The TLS settings of every guarded client: certificates verified against the host
-    name, with certifi's roots (as requests and httpx use by default)."""
+    name, with certifi's roots (as requests and httpx use by default). Made once and
+    shared (a context is safe to share, and loading the roots is most of a new client's
+    cost); never change it."""
     return ssl.create_default_context(cafile=certifi.where())
 
 
@@ -146,7 +155,7 @@ class Guard:
 
     def too_slow(self, host: str) -> Refused:
         """The error for an answer that took longer than timeout."""
-        return Refused(f"{host!r} took longer than {self.timeout:g} s to answer.")
+        return TooSlow(f"{host!r} took longer than {self.timeout:g} s to answer.")
 
 
 def _declared_too_large(headers: Any, limit: int) -> bool:
@@ -232,7 +241,9 @@ class GuardedTransport(httpx.HTTPTransport):
     included), with answers decoded here and capped in size and time."""
 
     def __init__(self, guard: Guard, limits: httpx.Limits | None = None) -> None:
-        super().__init__(trust_env=False)
+        # The shared context, so that httpx does not load the roots again for a pool that
+        # is replaced below.
+        super().__init__(trust_env=False, verify=tls_context())
         self.guard = guard
         limits = limits or httpx.Limits(max_connections=10, max_keepalive_connections=5)
         # httpx takes no network backend, so the pool it built is replaced by one that has

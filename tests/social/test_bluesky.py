@@ -1,6 +1,6 @@
 """The Bluesky connector, with the real atproto Client against a small local XRPC
 server that answers with the lexicon's JSON shapes (createSession, refreshSession,
-listNotifications, searchPosts)."""
+listNotifications, searchPosts; for replies getPosts, createRecord and getRecord)."""
 
 from __future__ import annotations
 
@@ -142,6 +142,12 @@ class FakeBluesky:
         self.calls: list[tuple[str, dict]] = []
         self.tokens: set[str] = set()
         self.refresh_tokens: set[str] = set()
+        # Replies: posts getPosts can see (uri -> postView), and the records written to
+        # our repo (uri -> {"uri", "cid", "value"}), in the order they were written.
+        self.views: dict[str, dict] = {}
+        self.records: dict[str, dict] = {}
+        self.lose_answers: set[str] = set()  # nsids whose next success is never told
+        self.refuse_rkeys = False  # as the reference PDS did for posts for a while
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(
@@ -217,7 +223,61 @@ class FakeBluesky:
             items = [p for p in self.posts if words in p["record"]["text"].lower()]
             page, cursor = self._page(items, query)
             return 200, {"posts": page, "cursor": cursor, "hitsTotal": len(items)}, {}
+        if nsid == "app.bsky.feed.getPosts":
+            found = [self.views[uri] for uri in query.get("uris", []) if uri in self.views]
+            return 200, {"posts": copy.deepcopy(found)}, {}
+        if nsid == "com.atproto.repo.createRecord":
+            return self._create_record(body, auth)
+        if nsid == "com.atproto.repo.listRecords":
+            mine = [
+                r
+                for r in reversed(self.records.values())
+                if r["uri"].startswith(f"at://{query['repo'][0]}/")
+            ]
+            limit = int(query.get("limit", ["50"])[0])
+            return 200, {"records": copy.deepcopy(mine[:limit])}, {}
+        if nsid == "com.atproto.repo.getRecord":
+            uri = f"at://{query['repo'][0]}/{query['collection'][0]}/{query['rkey'][0]}"
+            if uri in self.records:
+                return 200, copy.deepcopy(self.records[uri]), {}
+            return (
+                400,
+                {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"},
+                {},
+            )
         return 501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"}, {}
+
+    def _create_record(self, body: dict, auth: str) -> tuple:
+        if auth.removeprefix("Bearer ") not in self.tokens:
+            return 400, {"error": "ExpiredToken", "message": "Token has expired"}, {}
+        if body.get("repo") != BRAND[1]:
+            return 400, {"error": "InvalidRequest", "message": "Invalid repo"}, {}
+        record = body["record"]
+        if record.get("$type") != body["collection"] or "createdAt" not in record:
+            return (
+                400,
+                {"error": "InvalidRequest", "message": "Invalid app.bsky.feed.post record"},
+                {},
+            )
+        reply = record.get("reply")
+        for ref in [reply["root"], reply["parent"]] if reply else []:
+            if not (ref.get("uri", "").startswith("at://") and ref.get("cid")):
+                return 400, {"error": "InvalidRequest", "message": "Invalid strong ref"}, {}
+        if body.get("rkey") and self.refuse_rkeys:
+            message = "Custom rkeys for post records are not currently supported."
+            return 400, {"error": "InvalidRequest", "message": message}, {}
+        rkey = body.get("rkey") or _rkey(len(self.records) + 10_000)
+        uri = f"at://{BRAND[1]}/{body['collection']}/{rkey}"
+        if uri in self.records:
+            # What the reference PDS answers today when the key is taken.
+            return 500, {"error": "InternalServerError", "message": "Internal Server Error"}, {}
+        self.records[uri] = {"uri": uri, "cid": _cid(uri), "value": record}
+        commit = {"cid": _cid(f"commit-{uri}"), "rev": _rkey(len(self.records))}
+        return (
+            200,
+            {"uri": uri, "cid": _cid(uri), "commit": commit, "validationStatus": "valid"},
+            {},
+        )
 
     @staticmethod
     def _page(items: list, query: dict) -> tuple[list, str | None]:
@@ -238,13 +298,19 @@ class FakeBluesky:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else {}
+                nsid = parts.path.removeprefix("/xrpc/")
                 status, payload, headers = fake.handle(
                     self.command,
-                    parts.path.removeprefix("/xrpc/"),
+                    nsid,
                     parse_qs(parts.query),
                     body,
                     self.headers.get("Authorization", ""),
                 )
+                if nsid in fake.lose_answers and status == 200:
+                    # Done, but the answer is lost on the way: the connection just closes.
+                    fake.lose_answers.discard(nsid)
+                    self.close_connection = True
+                    return
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
