@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -22,7 +22,8 @@ from rq.job import Job
 from sqlalchemy import delete
 
 from social import mention as social_mention
-from social.mention import FetchResult
+from social import replies as network_replies
+from social.mention import FetchResult, SourceError
 from webapp.extensions import db
 from webapp.models import Contact, Source
 from webapp.models.base import utcnow
@@ -34,6 +35,7 @@ from webapp.services import (
     once,
     polls,
     push,
+    replies,
     sources,
     triage,
 )
@@ -72,12 +74,80 @@ def purge_login_failures() -> int:
 
 
 def triage_sweep() -> dict[str, int]:
-    """Wake the snoozed items whose time has come, and let the waiting part of the
-    unanswered ones' priority grow."""
+    """Wake the snoozed items whose time has come, let the waiting part of the
+    unanswered ones' priority grow, and queue again the replies whose job was lost."""
     woken = triage.wake_snoozed(db.session)
     refreshed = triage.refresh_waiting(db.session)
+    lost = replies.stale(db.session)
     db.session.commit()
-    return {"woken": woken, "refreshed": refreshed}
+    if lost:
+        connection = _connection()
+        for reply_id in lost:
+            enqueue_reply(reply_id, connection)
+    return {"woken": woken, "refreshed": refreshed, "requeued": len(lost)}
+
+
+def _connection() -> Redis:
+    job = get_current_job()
+    return job.connection if job else queues.connect(current_app.config["REDIS_URL"])
+
+
+REPLY_TIMEOUT = 60
+
+
+def enqueue_reply(reply_id: int, connection: Redis, at: datetime | None = None) -> Job:
+    """Queue the sending of a reply (at a time, for a retry); a job queued twice for the
+    same reply sends it once, since sending claims the row first."""
+    options = {
+        "job_id": f"reply-{reply_id}-{uuid.uuid4().hex[:8]}",
+        "job_timeout": REPLY_TIMEOUT,
+        "result_ttl": 3600,
+        "failure_ttl": 24 * 3600,
+    }
+    queue = queues.queue("high", connection)
+    if at is not None:
+        return queue.enqueue_at(at, send_reply, reply_id, **options)
+    return queue.enqueue(send_reply, reply_id, **options)
+
+
+def send_reply(reply_id: int) -> dict[str, Any] | None:
+    """Post one reply on its network, once: the row is claimed before the post and the
+    outcome recorded after; a retry the network asks for is queued for its time (never
+    slept on here). None when the reply is not this job's to send (sent, failed, or in
+    another worker's hands)."""
+    reply = replies.claim(db.session, reply_id)
+    db.session.commit()
+    if reply is None:
+        return None
+    mention, source = replies.source_of(db.session, reply)
+    settings = current_app.config
+    connection = _connection()
+    try:
+        if source is None or source.deleted_at is not None:
+            raise network_replies.NotAllowed(
+                "Its source is gone, so there is no account to answer from."
+            )
+        try:
+            config = polls.connector_config(source, polls.Credentials.from_settings(settings))
+        except SourceError as exc:
+            raise network_replies.Rejected(str(exc)) from exc
+        posted = network_replies.post(
+            config,
+            network_replies.target_of(mention),
+            reply.body,
+            key=f"reply-{reply.key}",
+            allow_private=bool(settings.get("OUTBOUND_ALLOW_PRIVATE")),
+            sessions=queues.RedisMapping(connection, BLUESKY_SESSIONS),
+        )
+    except network_replies.ReplyError as exc:
+        retry = replies.failed(db.session, reply, exc)
+        db.session.commit()
+        if retry is not None:
+            enqueue_reply(reply.id, connection, at=retry)
+        return {"state": reply.state, "error": reply.error}
+    replies.sent(db.session, reply, posted)
+    db.session.commit()
+    return {"state": reply.state, "url": reply.url}
 
 
 POLL_TIMEOUT = 120

@@ -108,6 +108,7 @@ def upgrade():
         sa.Column("external_id", sa.String(length=512), nullable=True),
         sa.Column("url", sa.String(length=2000), nullable=True),
         sa.Column("error", sa.String(length=500), nullable=True),
+        sa.Column("not_before", TS, nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
         sa.Column("sent_at", TS, nullable=True),

@@ -57,6 +57,8 @@ class Reply(db.Model):
     external_id: Mapped[str | None] = mapped_column(String(512))
     url: Mapped[str | None] = mapped_column(String(2000))
     error: Mapped[str | None] = mapped_column(String(500))
+    # When a retry is due (a rate limit's reset, a backoff): not sent again before.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from social import networks, sentiment
 from webapp.extensions import db
 from webapp.htmx import render
 from webapp.inputs import id_field
+from webapp.models import CannedReply
 from webapp.models.triage import SNOOZED, STATUSES
-from webapp.services import contact_search, contacts, mentions, triage
+from webapp.services import contact_search, contacts, mentions, replies, triage
 from webapp.services import sources as source_service
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can
@@ -146,10 +147,29 @@ def show(mention_id: int):
     """One mention with its author, sentiment, the contacts it may be, and a search of
     every contact to link it to (?q=, answered with the results alone for htmx)."""
     mention = mentions.get_mention(db.session, current_user, mention_id)
+    draft = ""
+    canned_id = id_field(request.args, "canned")
+    if canned_id and can(current_user, "mention.reply"):
+        chosen = db.session.get(CannedReply, canned_id)
+        if chosen is not None:
+            draft = triage.fill(chosen.body, mention, current_user)
+    return _page(mention, draft=draft)
+
+
+def _page(
+    mention,
+    draft: str = "",
+    news: list[str] | None = None,
+    seen: str | None = None,
+    status: int = 200,
+):
+    """The mention's page, with the reply form holding draft (and what is new in the
+    thread when a reply was held back)."""
     query = request.args.get("q", "").strip()[:200]
     found = (
         contact_search.list_contacts(db.session, current_user, query, limit=10) if query else None
     )
+    may_reply = can(current_user, "mention.reply")
     return render(
         "inbox/show.html",
         "inbox/_link_search.html",
@@ -164,6 +184,19 @@ def show(mention_id: int):
         assignable=triage.assignable(db.session) if can(current_user, "mention.triage") else [],
         statuses=triage.STATUS_LABELS,
         snooze_choices=_snooze_choices(),
+        thread=replies.thread(db.session, mention),
+        reply_states=replies.STATE_LABELS,
+        composer=replies.composer(mention) if may_reply else None,
+        canned=[
+            (c, triage.fill(c.body, mention, current_user))
+            for c in triage.canned_replies(db.session)
+        ]
+        if may_reply
+        else [],
+        draft=draft,
+        news=news,
+        seen=seen or replies.mark(db.session, mention),
+        status=status,
     )
 
 
@@ -339,3 +372,101 @@ def create_contact(mention_id: int):
     db.session.commit()
     flash(f"Added {contact.name} and linked the mention.", "success")
     return redirect(url_for("contacts.show", contact_id=contact.id), 303)
+
+
+@bp.post("/<int:mention_id>/reply")
+def reply(mention_id: int):
+    """Queue a reply to the post, sent by a worker; held back (nothing queued) when the
+    thread changed since the page was loaded, with what is new and the draft kept."""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    body = request.form.get("body", "")
+    try:
+        made, new = replies.ask(
+            db.session,
+            current_user,
+            mention,
+            body,
+            request.form.get("key"),
+            request.form.get("thread"),
+        )
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(" ".join(exc.errors.values()), "error")
+        return _page(mention, draft=body, status=422)
+    except replies.ThreadChanged as exc:
+        db.session.rollback()
+        return _page(mention, draft=body, news=exc.new, seen=exc.mark, status=409)
+    db.session.commit()
+    if new:
+        _send(made.id)
+        flash("Reply queued: it is sent in a moment.", "success")
+    return _back(mention.id)
+
+
+def _send(reply_id: int) -> None:
+    """Hand the reply to a worker; if Redis cannot take it now, the row waits and the
+    minute's sweep queues it again."""
+    from redis.exceptions import RedisError
+
+    from workers import jobs, queues
+
+    try:
+        jobs.enqueue_reply(reply_id, queues.connect(current_app.config["REDIS_URL"]))
+    except RedisError:
+        current_app.logger.warning("reply %s waits for the sweep: Redis is unreachable", reply_id)
+
+
+@bp.get("/canned")
+def canned():
+    """The ready replies, with their short codes; adding and changing them."""
+    if not can(current_user, "canned.manage"):
+        abort(403)
+    return render(
+        "inbox/canned.html",
+        "inbox/canned.html",
+        canned=triage.canned_replies(db.session),
+        variables=triage.VARIABLES,
+        form={},
+        errors={},
+    )
+
+
+@bp.post("/canned")
+def save_canned():
+    """Add a ready reply, or change one (canned_id)."""
+    if not can(current_user, "canned.manage"):
+        abort(403)
+    canned_id = id_field(request.form, "canned_id")
+    existing = db.session.get(CannedReply, canned_id) if canned_id else None
+    if canned_id and existing is None:
+        abort(404)
+    try:
+        saved = triage.save_canned(
+            db.session,
+            current_user,
+            request.form.get("short_code", ""),
+            request.form.get("body", ""),
+            existing,
+        )
+    except ValidationError as exc:
+        db.session.rollback()
+        return render(
+            "inbox/canned.html",
+            "inbox/canned.html",
+            status=422,
+            canned=triage.canned_replies(db.session),
+            variables=triage.VARIABLES,
+            form=request.form,
+            errors=exc.errors,
+        )
+    db.session.commit()
+    flash(f"Saved /{saved.short_code}.", "success")
+    return redirect(url_for("inbox.canned"), 303)
+
+
+@bp.post("/canned/<int:canned_id>/delete")
+def delete_canned(canned_id: int):
+    triage.delete_canned(db.session, current_user, canned_id)
+    db.session.commit()
+    flash("Deleted.", "success")
+    return redirect(url_for("inbox.canned"), 303)
