@@ -84,6 +84,26 @@ class _Item:
     mention: Mention | None  # None for items we page past but do not keep (likes…)
 
 
+def prepare() -> None:
+    """Build atproto's models of what posting a reply sends and reads, in a process
+    about to fork work-horses: each would otherwise build them again (pydantic completes
+    a model on its first use), which costs a reply more than its own requests."""
+    for model in (
+        models.ComAtprotoServerCreateSession.Response,
+        models.AppBskyFeedGetPosts.Response,
+        models.AppBskyFeedDefs.PostView,
+        models.AppBskyFeedPost.Record,
+        models.AppBskyFeedPost.ReplyRef,
+        models.AppBskyRichtextFacet.Main,
+        models.ComAtprotoRepoStrongRef.Main,
+        models.ComAtprotoRepoCreateRecord.Data,
+        models.ComAtprotoRepoCreateRecord.Response,
+        models.ComAtprotoRepoGetRecord.Response,
+        models.ComAtprotoRepoListRecords.Response,
+    ):
+        model.model_rebuild()
+
+
 def fetch(
     config: dict[str, Any],
     cursor: str | None,
