@@ -21,7 +21,7 @@ from webapp.models.deals import LOST_REASONS, STAGE_KINDS
 from webapp.models.sources import SOURCE_KIND_LABELS
 from webapp.models.tasks import TASK_KINDS, TASK_STATUSES
 from webapp.models.users import ROLE_LABELS
-from webapp.services import money, notifications, once, triage
+from webapp.services import money, notifications, once, sla, triage
 from webapp.services.permissions import can
 from webapp.services.tasks import FOLLOW_UPS, zone
 
@@ -118,6 +118,17 @@ def navigation() -> Markup:
         # Rendered by Jinja with autoescaping: already escaped HTML.
         html = kept[key] = Markup(render_template("_navigation.html", unread=unread))  # noqa: S704
     return html
+
+
+def sla_clock(mention):
+    """The mention's SLA clock for a row or a page (the policy's warning read once a
+    request), or None."""
+    warn = g.get("sla_warn")
+    if warn is None:
+        warn = g.sla_warn = sla.warn_after(db.session)
+    now = utcnow()
+    state = sla.clock(mention, now, warn)
+    return (state.state, state.words(now)) if state else None
 
 
 def icon_url(name: str) -> str:
@@ -272,3 +283,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(once.new_key, "new_form_key")
     app.add_template_global(triage.why, "triage_why")
     app.add_template_global(triage.shown_count)
+    app.add_template_global(sla_clock)

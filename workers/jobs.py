@@ -36,6 +36,7 @@ from webapp.services import (
     polls,
     push,
     replies,
+    sla,
     sources,
     triage,
 )
@@ -75,16 +76,18 @@ def purge_login_failures() -> int:
 
 def triage_sweep() -> dict[str, int]:
     """Wake the snoozed items whose time has come, let the waiting part of the
-    unanswered ones' priority grow, and queue again the replies whose job was lost."""
+    unanswered ones' priority grow, warn of SLA breaches to come and tell of those that
+    came, and queue again the replies whose job was lost."""
     woken = triage.wake_snoozed(db.session)
     refreshed = triage.refresh_waiting(db.session)
+    clocks = sla.sweep(db.session)
     lost = replies.stale(db.session)
     db.session.commit()
     if lost:
         connection = _connection()
         for reply_id in lost:
             enqueue_reply(reply_id, connection)
-    return {"woken": woken, "refreshed": refreshed, "requeued": len(lost)}
+    return {"woken": woken, "refreshed": refreshed, "requeued": len(lost), **clocks}
 
 
 def _connection() -> Redis:

@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 from social.demo import DEMO_AUTHORS
 from webapp.models import (
     Activity,
+    CannedReply,
     Contact,
     ContactHandle,
+    SlaPolicy,
     Source,
     User,
 )
@@ -195,6 +197,43 @@ def seed(session: Session, contacts: int = 300, rng_seed: int = 7) -> None:
     demo_sales.seed_deals(session, random.Random(rng_seed + 1), people)
     demo_sales.seed_tasks(session, rng, [u for u in people if u.role in {"rep", "manager"}], now)
     demo_sales.seed_field(session, random.Random(rng_seed * 31 + 4), now)
+    _seed_triage(session, people, now)
+
+
+# Ready replies and an SLA policy, so the inbox shows its clocks and /codes at once.
+DEMO_CANNED = (
+    (
+        "sorry",
+        "Hi {first_name}, sorry about this. {agent_name} here: I'm on it and will come back"
+        " to you today.",
+    ),
+    ("thanks", "Thank you {first_name}, that is lovely to hear! We'll pass it on to the team."),
+    (
+        "dm",
+        "Hi {first_name}, could you send us your order number in a direct message? {agent_name}",
+    ),
+)
+
+
+def _seed_triage(session: Session, people: list[User], now) -> None:
+    support = next(u for u in people if u.role == "support")
+    session.add_all(
+        CannedReply(
+            short_code=code, body=body, created_by_id=support.id, created_at=now, updated_at=now
+        )
+        for code, body in DEMO_CANNED
+    )
+    session.add(
+        SlaPolicy(
+            name="Support",
+            first_response_minutes=60,
+            resolution_minutes=24 * 60,
+            warn_minutes=15,
+            business_hours=None,
+            active=True,
+            created_at=now,
+        )
+    )
 
 
 def _seed_demo_authors(session: Session, rng: random.Random, owners: list[User], now) -> None:

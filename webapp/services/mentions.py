@@ -27,7 +27,7 @@ from social.text import storable
 from webapp.models import Activity, Contact, Mention, Source, User
 from webapp.models.activities import MENTION_KIND
 from webapp.models.base import utcnow
-from webapp.services import bulk, triage
+from webapp.services import bulk, sla, triage
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
 
@@ -50,7 +50,8 @@ _MENTIONS = bulk.Target(
     names=tuple(
         "network external_id source_id author_handle author_name author_followers author_id"
         " text url posted_at fetched_at in_reply_to language extra"
-        " compound pos neu neg label sentiment_status priority priority_parts".split()
+        " compound pos neu neg label sentiment_status priority priority_parts"
+        " first_response_due resolution_due".split()
     ),
     key=("network", "external_id"),
     returning=("id", "contact_id"),
@@ -127,6 +128,9 @@ def ingest(
         return IngestResult([], 0, 0)
     connection = session.connection()
     batch = _Batch(connection, source.id if source else None)
+    # The service-level targets count from when the mentions reach us: the same for
+    # the whole batch.
+    batch.due = sla.targets(sla.active_policy(session), batch.now)
     inserted = bulk.insert_batch(connection, mentions, batch.mentions_insert, batch.timeline_insert)
     stored = [mention_id for mention_id, _ in inserted]
     if source is not None:
@@ -161,11 +165,13 @@ class _Batch:
         self.source_id = source_id
         self.now = utcnow()
         self.attached = 0
+        self.due: tuple[datetime | None, datetime | None] = (None, None)
 
     def mentions_insert(self, mentions: Sequence[social_mention.Mention]) -> bulk.Insert:
         """Score the mentions and make the insert of those not stored yet."""
         scores = sentiment.score([m.text for m in mentions], [m.language for m in mentions])
         now, source_id = self.now, self.source_id
+        first_due, resolution_due = self.due
         rows = []
         for m, s in zip(mentions, scores, strict=True):
             # The priority as far as the mention alone tells (its sentiment, its
@@ -196,6 +202,8 @@ class _Batch:
                     s.status,
                     sum(made.values()),
                     made,
+                    first_due,
+                    resolution_due,
                     m.author_id.lower() if m.author_id and m.network in HANDLE_NETWORKS else None,
                 )
             )

@@ -15,7 +15,7 @@ from webapp.htmx import render
 from webapp.inputs import id_field
 from webapp.models import CannedReply
 from webapp.models.triage import SNOOZED, STATUSES
-from webapp.services import contact_search, contacts, mentions, replies, triage
+from webapp.services import contact_search, contacts, mentions, replies, sla, triage
 from webapp.services import sources as source_service
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can
@@ -470,3 +470,32 @@ def delete_canned(canned_id: int):
     db.session.commit()
     flash("Deleted.", "success")
     return redirect(url_for("inbox.canned"), 303)
+
+
+@bp.route("/sla", methods=["GET", "POST"])
+def sla_policy():
+    """The service-level targets mentions are held to (admins set them)."""
+    if not can(current_user, "sla.manage"):
+        abort(403)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form = {**request.form.to_dict(), "days": request.form.getlist("days")}
+        try:
+            sla.save_policy(db.session, current_user, form)
+        except ValidationError as exc:
+            db.session.rollback()
+            errors = exc.errors
+        else:
+            db.session.commit()
+            flash("SLA policy saved: it applies to mentions from now on.", "success")
+            return redirect(url_for("inbox.sla_policy"), 303)
+    policy = sla.active_policy(db.session)
+    return render(
+        "inbox/sla.html",
+        "inbox/sla.html",
+        status=422 if errors else 200,
+        policy=policy,
+        described=sla.describe(policy),
+        days=sla.DAY_NAMES,
+        errors=errors,
+    )

@@ -308,7 +308,13 @@ def test_the_sweep_lets_waiting_count_and_wakes_snoozes(app):
         mention.priority_parts = {**mention.priority_parts, "waiting": 0}
         mention.status, mention.snoozed_until = "snoozed", utcnow() - timedelta(seconds=1)
         db.session.commit()
-        assert jobs.triage_sweep() == {"woken": 1, "refreshed": 1, "requeued": 0}
+        assert jobs.triage_sweep() == {
+            "woken": 1,
+            "refreshed": 1,
+            "requeued": 0,
+            "warned": 0,
+            "breached": 0,
+        }
     woken = _mention(app, mention_id)
     assert woken.status == "open" and woken.priority_parts["waiting"] == 8
 
