@@ -265,7 +265,8 @@ def assign(mention_id: int):
     """Give the item to someone (or to nobody), unless someone else did first."""
     mention = mentions.get_mention(db.session, current_user, mention_id)
     raw = request.form.get("assignee", "")
-    if raw == "me":
+    # "Assign to me" is its own button: the form's select sends its choice as well.
+    if request.form.get("assign_me") or raw == "me":
         assignee = current_user.id
     elif raw in ("", "none"):
         assignee = None
