@@ -127,9 +127,9 @@ def send_reply(reply_id: int) -> dict[str, Any] | None:
     connection = _connection()
     try:
         if source is None or source.deleted_at is not None:
-            raise network_replies.NotAllowed(
-                "Its source is gone, so there is no account to answer from."
-            )
+            raise network_replies.NotAllowed(replies.NO_ACCOUNT)
+        if source.kind != mention.network:
+            raise network_replies.NotAllowed(replies.NOT_ITS_ACCOUNT)
         try:
             config = polls.connector_config(source, polls.Credentials.from_settings(settings))
         except SourceError as exc:

@@ -39,6 +39,7 @@ SENDING_STALE = timedelta(minutes=5)
 # (Redis restarted, or was down when it was queued), and the sweep queues it again.
 LOST_AFTER = timedelta(minutes=2)
 NO_ACCOUNT = "It did not come through a source of ours, so there is no account to answer from."
+NOT_ITS_ACCOUNT = "Its source holds no account on this network to answer from."
 
 
 class ThreadChanged(Exception):
@@ -143,12 +144,10 @@ def composer(mention: Mention) -> Composer:
     if not check.ok:
         return Composer(False, check.problems[0].words, 0, by_hand)
     if mention.source is None or mention.source.deleted_at is not None:
-        return Composer(
-            False,
-            "It did not come through a source of ours, so there is no account to answer from.",
-            0,
-            by_hand,
-        )
+        return Composer(False, NO_ACCOUNT, 0, by_hand)
+    if mention.source.kind != mention.network:
+        # A webhook or the demo source speaks for a network but holds no account on it.
+        return Composer(False, NOT_ITS_ACCOUNT, 0, by_hand)
     return Composer(True, "", check.limit, by_hand)
 
 

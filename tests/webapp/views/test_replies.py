@@ -193,6 +193,16 @@ def test_what_cannot_be_answered_says_why_and_links_the_original(app, client, lo
     page = client.get(f"/inbox/{loose_id}").get_data(as_text=True)
     assert "no account to answer from" in page
     assert "https://x.com/intent/post?in_reply_to=99" in page
+    # A webhook that speaks for X holds no X account: nothing to answer from either.
+    with app.app_context():
+        hook = Source(name="Hook", kind="webhook", config={})
+        db.session.add(hook)
+        db.session.flush()
+        (hooked_id,) = mentions.ingest(db.session, [incoming("77", network="x")], hook).stored
+        db.session.commit()
+    page = client.get(f"/inbox/{hooked_id}").get_data(as_text=True)
+    assert "Its source holds no account on this network to answer from." in page
+    assert 'name="body"' not in page
 
 
 def test_ready_replies_are_filled_in_for_the_mention_and_the_agent(
