@@ -292,15 +292,16 @@ def check(
             text=text,
             count=0,
             limit=0,
-            problems=(Note("no_reply", _no_reply(network)),),
+            problems=(Note("no_reply", no_reply(network)),),
         )
     posted = compose(network, text, target)
+    cap = limit_of(network, limit)
     if network == "x":
-        count, cap = x_length(posted), X_LIMIT
+        count = x_length(posted)
     elif network == "bluesky":
-        count, cap = graphemes(posted), BLUESKY_LIMIT
+        count = graphemes(posted)
     else:
-        count, cap = mastodon_length(posted), limit or MASTODON_DEFAULT_LIMIT
+        count = mastodon_length(posted)
 
     problems: list[Note] = []
     warnings: list[Note] = []
@@ -341,7 +342,17 @@ def _too_long(network: str, count: int, cap: int) -> str:
     return f"{count} / {cap} {unit}: shorten it by {count - cap}."
 
 
-def _no_reply(network: str) -> str:
+def limit_of(network: str, limit: int | None = None) -> int:
+    """How long a reply may be on the network, by its own count (limit: Mastodon's
+    max_characters for the instance, default 500)."""
+    if network == "x":
+        return X_LIMIT
+    if network == "bluesky":
+        return BLUESKY_LIMIT
+    return limit or MASTODON_DEFAULT_LIMIT
+
+
+def no_reply(network: str) -> str:
     if network == "rss":
         return "RSS items have no reply: open the original."
     if network == "webhook":
@@ -391,7 +402,7 @@ def post(
     from social import bluesky, mastodon, x
 
     if target.network not in REPLY_NETWORKS:
-        raise NotAllowed(_no_reply(target.network))
+        raise NotAllowed(no_reply(target.network))
     if not key:
         raise ValueError("post() needs the reply's key.")
     if not text.strip():

@@ -26,7 +26,7 @@ from social import replies as network_replies
 from webapp.models import Mention, MentionNote, Reply, Source, User
 from webapp.models.base import utcnow
 from webapp.models.triage import FAILED, QUEUED, SENDING, SENT
-from webapp.services import audit
+from webapp.services import audit, triage
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 
@@ -134,21 +134,18 @@ def _news(session: Session, mention: Mention, seen: str) -> list[str]:
 
 def composer(mention: Mention) -> Composer:
     """Whether the reply form is offered for this mention, and with what limit."""
-    target = network_replies.target_of(mention)
-    check = network_replies.check(mention.network, "x", target)
-    by_hand = None
     try:
-        by_hand = network_replies.open_on_network(target)
+        by_hand = network_replies.open_on_network(network_replies.target_of(mention))
     except network_replies.ReplyError:
         by_hand = None
-    if not check.ok:
-        return Composer(False, check.problems[0].words, 0, by_hand)
+    if mention.network not in network_replies.REPLY_NETWORKS:
+        return Composer(False, network_replies.no_reply(mention.network), 0, by_hand)
     if mention.source is None or mention.source.deleted_at is not None:
         return Composer(False, NO_ACCOUNT, 0, by_hand)
     if mention.source.kind != mention.network:
         # A webhook or the demo source speaks for a network but holds no account on it.
         return Composer(False, NOT_ITS_ACCOUNT, 0, by_hand)
-    return Composer(True, "", check.limit, by_hand)
+    return Composer(True, "", network_replies.limit_of(mention.network), by_hand)
 
 
 def ask(
@@ -232,8 +229,6 @@ def sent(session: Session, reply: Reply, posted: network_replies.Posted) -> None
     mention = session.get(Mention, reply.mention_id)
     if mention is not None and mention.first_response_at is None:
         mention.first_response_at = now
-        from webapp.services import triage
-
         triage.reprioritize(session, [mention], now)
 
 

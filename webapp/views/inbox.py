@@ -75,11 +75,7 @@ def index():
         page = mentions.list_mentions(db.session, current_user, before=before, **filters)
     sources = _sources()
     capped = source_service.capped_sources(db.session)
-    args = {
-        k: v
-        for k, v in request.args.items()
-        if k in {"source", "network", "label", "matched", "status"} and v
-    }
+    args = _kept_args("source", "network", "label", "matched", "status")
     fragment = "inbox/_rows.html" if before else "inbox/_list.html"
     return render(
         "inbox/index.html",
@@ -92,6 +88,11 @@ def index():
         capped=capped,
         args=args,
     )
+
+
+def _kept_args(*names: str) -> dict[str, str]:
+    """The filters of this request that the next page's link carries on."""
+    return {k: v for k, v in request.args.items() if k in names and v}
 
 
 def _sources() -> list:
@@ -123,11 +124,7 @@ def _queue(status: str):
         source_id=filters["source_id"],
         after=after,
     )
-    args = {
-        k: v
-        for k, v in request.args.items()
-        if k in {"source", "network", "label", "assignee", "status"} and v
-    }
+    args = _kept_args("source", "network", "label", "assignee", "status")
     fragment = "inbox/_queue_rows.html" if after else "inbox/_queue.html"
     return render(
         "inbox/index.html",
