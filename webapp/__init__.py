@@ -61,6 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         deals,
         demo,
         inbox,
+        inbox_settings,
         nearby,
         notifications,
         pwa,
@@ -72,6 +73,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
 
     places = (auth, today, contacts, activities, deals, nearby, tasks, inbox, notifications)
-    for module in (*places, sources, users, api, sync, pwa, demo):
+    for module in (*places, inbox_settings, sources, users, api, sync, pwa, demo):
         app.register_blueprint(module.bp)
     return app

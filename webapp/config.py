@@ -108,6 +108,10 @@ def from_environment(instance_path: str) -> dict:
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_BODY_BYTES", str(1024 * 1024))),
         "HSTS_SECONDS": int(os.environ.get("HSTS_SECONDS", "31536000")),
         "UNDO_MINUTES": int(os.environ.get("UNDO_MINUTES", "30")),
+        # How often the inbox asks whether its queue changed, and a mention's page who
+        # else is on it (seconds); each unchanged answer is a 304.
+        "LIVE_POLL_SECONDS": int(os.environ.get("LIVE_POLL_SECONDS", "15")),
+        "PRESENCE_POLL_SECONDS": int(os.environ.get("PRESENCE_POLL_SECONDS", "10")),
         # The currency a new deal starts in (an ISO 4217 code).
         "DEFAULT_CURRENCY": (os.environ.get("DEFAULT_CURRENCY") or "EUR").upper(),
         # Unset: no country is guessed for a number written without + (see the README).

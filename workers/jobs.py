@@ -36,6 +36,7 @@ from webapp.services import (
     polls,
     push,
     replies,
+    routing,
     sla,
     sources,
     triage,
@@ -75,10 +76,12 @@ def purge_login_failures() -> int:
 
 
 def triage_sweep() -> dict[str, int]:
-    """Wake the snoozed items whose time has come, let the waiting part of the
-    unanswered ones' priority grow, warn of SLA breaches to come and tell of those that
-    came, and queue again the replies whose job was lost."""
+    """Wake the snoozed items whose time has come, give what nobody holds to whoever is
+    taking new items, let the waiting part of the unanswered ones' priority grow, warn
+    of SLA breaches to come and tell of those that came, and queue again the replies
+    whose job was lost."""
     woken = triage.wake_snoozed(db.session)
+    assigned = routing.assign_waiting(db.session)
     refreshed = triage.refresh_waiting(db.session)
     clocks = sla.sweep(db.session)
     lost = replies.stale(db.session)
@@ -87,7 +90,13 @@ def triage_sweep() -> dict[str, int]:
         connection = _connection()
         for reply_id in lost:
             enqueue_reply(reply_id, connection)
-    return {"woken": woken, "refreshed": refreshed, "requeued": len(lost), **clocks}
+    return {
+        "woken": woken,
+        "assigned": assigned,
+        "refreshed": refreshed,
+        "requeued": len(lost),
+        **clocks,
+    }
 
 
 def _connection() -> Redis:

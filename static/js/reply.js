@@ -1,6 +1,7 @@
 /* A mention's reply form: a ready reply goes in where the cursor is (tapped in the list,
    or typed as /code and a space), and a count of what is typed so far. The network's
-   own count is the server's, made when the reply is sent. */
+   own count is the server's, made when the reply is sent. While the box holds a draft,
+   the presence poll says so to others on the mention. */
 (() => {
   "use strict";
   if (self.ReplyForm) return; // a boosted visit runs this file again: the listeners stay
@@ -35,6 +36,9 @@
         return;
       }
     }
+    // Others on this mention see that a reply is being written while the box holds one.
+    const doing = document.getElementById("presence-doing");
+    if (doing) doing.value = area.value.trim() ? "replying" : "viewing";
     const count = document.getElementById("reply-count");
     const limit = Number(area.dataset.limit) || 0;
     if (count && limit) {

@@ -99,6 +99,14 @@ class Mention(db.Model):
             sqlite_where=sql_text("assignee_id IS NOT NULL"),
             postgresql_where=sql_text("assignee_id IS NOT NULL"),
         ),
+        # What the round robin gives out: open items nobody holds, oldest first.
+        Index(
+            "ix_mentions_waiting",
+            "posted_at",
+            "id",
+            sqlite_where=sql_text(f"status = '{OPEN}' AND assignee_id IS NULL"),
+            postgresql_where=sql_text(f"status = '{OPEN}' AND assignee_id IS NULL"),
+        ),
         # What the snooze sweep wakes, and the open items the SLA sweep watches.
         Index(
             "ix_mentions_snoozed",

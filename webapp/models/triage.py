@@ -7,7 +7,7 @@ it, and a second table would be a join on every page."""
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -114,14 +114,28 @@ class LexiconRule(db.Model):
     ("war zone" in a paintball shop's mentions)."""
 
     __tablename__ = "lexicon_rules"
+    __table_args__ = (
+        Index(
+            "uq_lexicon_rules_live_phrase",
+            "phrase",
+            unique=True,
+            sqlite_where=text("removed_at IS NULL"),
+            postgresql_where=text("removed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    phrase: Mapped[str] = mapped_column(String(60), unique=True)
+    phrase: Mapped[str] = mapped_column(String(60))
     valence: Mapped[float] = mapped_column(Float)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A rule taken back or changed stays, so older mentions are explained by the rules
+    # that scored them.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    created_by = relationship("User")
+    created_by = relationship("User", foreign_keys=[created_by_id])
+    removed_by = relationship("User", foreign_keys=[removed_by_id])
 
 
 class SlaPolicy(db.Model):

@@ -52,10 +52,12 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     former_email: Mapped[str | None] = mapped_column(String(254))
-    # Support's round robin: who takes new items now, and how many open items each may
-    # hold at once (None: no limit).
-    available: Mapped[bool] = mapped_column(default=True, server_default=sql_text("true"))
+    # Support's round robin: who takes new items now, how many open items each may hold
+    # at once (None: no limit), and when the round robin last gave them one (or they
+    # became available): the longest waiting gets the next.
+    available: Mapped[bool] = mapped_column(default=False, server_default=sql_text("false"))
     triage_limit: Mapped[int | None] = mapped_column()
+    round_robin_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def is_active(self) -> bool:

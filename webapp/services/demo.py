@@ -18,6 +18,7 @@ from webapp.models import (
     CannedReply,
     Contact,
     ContactHandle,
+    LexiconRule,
     SlaPolicy,
     Source,
     User,
@@ -215,8 +216,19 @@ DEMO_CANNED = (
 )
 
 
+# A rule for what VADER misreads in this shop's mentions: "Fight me" closes a boast.
+DEMO_RULES = (("fight me", 0.0),)
+
+
 def _seed_triage(session: Session, people: list[User], now) -> None:
     support = next(u for u in people if u.role == "support")
+    admin = next(u for u in people if u.role == "admin")
+    # Sam takes new items from the round robin, five open at a time.
+    support.available, support.triage_limit, support.round_robin_at = True, 5, now
+    session.add_all(
+        LexiconRule(phrase=phrase, valence=valence, created_by_id=admin.id, created_at=now)
+        for phrase, valence in DEMO_RULES
+    )
     session.add_all(
         CannedReply(
             short_code=code, body=body, created_by_id=support.id, created_at=now, updated_at=now

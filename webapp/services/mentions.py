@@ -27,7 +27,7 @@ from social.text import storable
 from webapp.models import Activity, Contact, Mention, Source, User
 from webapp.models.activities import MENTION_KIND
 from webapp.models.base import utcnow
-from webapp.services import bulk, sla, triage
+from webapp.services import bulk, lexicon, sla, triage
 from webapp.services.errors import NotFoundError
 from webapp.services.permissions import require
 
@@ -131,6 +131,8 @@ def ingest(
     # The service-level targets count from when the mentions reach us: the same for
     # the whole batch.
     batch.due = sla.targets(sla.active_policy(session), batch.now)
+    # Admins' lexicon rules apply to what is scored from their time on.
+    batch.overrides = lexicon.in_force(session, batch.now)
     inserted = bulk.insert_batch(connection, mentions, batch.mentions_insert, batch.timeline_insert)
     stored = [mention_id for mention_id, _ in inserted]
     if source is not None:
@@ -166,10 +168,13 @@ class _Batch:
         self.now = utcnow()
         self.attached = 0
         self.due: tuple[datetime | None, datetime | None] = (None, None)
+        self.overrides: dict[str, float] = {}
 
     def mentions_insert(self, mentions: Sequence[social_mention.Mention]) -> bulk.Insert:
         """Score the mentions and make the insert of those not stored yet."""
-        scores = sentiment.score([m.text for m in mentions], [m.language for m in mentions])
+        scores = sentiment.score(
+            [m.text for m in mentions], [m.language for m in mentions], self.overrides or None
+        )
         now, source_id = self.now, self.source_id
         first_due, resolution_due = self.due
         rows = []

@@ -80,6 +80,8 @@ def can(user: User | None, action: str, obj: Any = None) -> bool:
         return role in MANAGERS | {"support"}
     if action == "canned.manage":
         return role in MANAGERS | {"support"}
+    if action == "triage.team":
+        return role in MANAGERS
     if action in {"lexicon.manage", "sla.manage", "triage.stats"}:
         return role == "admin"
     if action == "source.view":

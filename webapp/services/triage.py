@@ -43,13 +43,13 @@ from webapp.models import (
 )
 from webapp.models.base import utcnow
 from webapp.models.triage import OPEN, PENDING, RESOLVED, SNOOZED, STATUSES
-from webapp.services import audit
+from webapp.services import audit, routing
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import require
 
 STATUS_LABELS = {OPEN: "Open", PENDING: "Pending", SNOOZED: "Snoozed", RESOLVED: "Resolved"}
 # Who triage is for: whom items may be assigned to, and who the round robin chooses.
-TRIAGE_ROLES = ("support", "manager", "admin")
+TRIAGE_ROLES = routing.TEAM_ROLES
 PAGE_SIZE = 30
 # The navigation's counts stop here ("99+"): counting every open item of a big inbox
 # on every page would cost more than the number is worth.
@@ -183,6 +183,7 @@ def after_ingest(session: Session, inserted: list[tuple[int, int | None]]) -> No
     if matched:
         reprioritize(session, list(session.scalars(select(Mention).where(Mention.id.in_(matched)))))
     author_wrote_again(session, [mention_id for mention_id, _ in inserted])
+    routing.assign_waiting(session)
 
 
 def refresh_waiting(session: Session, now: datetime | None = None, limit: int = 2000) -> int:
@@ -360,6 +361,9 @@ def set_status(
         return
     _recorded_move(session, user, mention, status, now, snooze_until)
     reprioritize(session, [mention], now)
+    if mention.assignee_id is not None or status == OPEN:
+        # A holder freed up, or an item came back: the round robin goes on.
+        routing.assign_waiting(session, now)
 
 
 def _recorded_move(
@@ -510,6 +514,8 @@ def assign(
             label=f"@{mention.author_handle}",
             changes={"assignee": (names.get(before), names.get(assignee_id))},
         )
+        # Whoever held it has room again (or it is back in the pool).
+        routing.assign_waiting(session, now)
 
 
 def add_note(session: Session, user: User, mention: Mention, body: str) -> MentionNote:

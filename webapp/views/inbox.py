@@ -4,6 +4,7 @@ assignee, notes, the label people give it), and linking mentions to contacts."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, time, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
@@ -15,7 +16,18 @@ from webapp.htmx import render
 from webapp.inputs import id_field
 from webapp.models import CannedReply
 from webapp.models.triage import SNOOZED, STATUSES
-from webapp.services import contact_search, contacts, mentions, replies, sla, triage
+from webapp.services import (
+    authors,
+    contact_search,
+    contacts,
+    inbox_bulk,
+    lexicon,
+    mentions,
+    presence,
+    replies,
+    routing,
+    triage,
+)
 from webapp.services import sources as source_service
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can
@@ -62,10 +74,17 @@ def _view() -> str:
 @bp.get("/")
 def index():
     """The open queue (or another status's), most urgent first, or every mention newest
-    first (status=all); filters and scrolling answer with rows for htmx."""
+    first (status=all); filters and scrolling answer with rows for htmx. With live=1
+    (the page's poll) it answers 304 when the first page and the counts are as the page
+    has them (v), else the fresh list and counts."""
     view = _view()
-    if view != "all":
-        return _queue(view)
+    fragment, context = _queue(view) if view != "all" else _everything()
+    if request.args.get("live"):
+        return _live(context)
+    return render("inbox/index.html", fragment, **context)
+
+
+def _everything() -> tuple[str, dict]:
     filters = _filters()
     before = id_field(request.args, "before")
     through = id_field(request.args, "upto")
@@ -73,21 +92,41 @@ def index():
         page = mentions.list_through(db.session, current_user, through, **filters)
     else:
         page = mentions.list_mentions(db.session, current_user, before=before, **filters)
-    sources = _sources()
-    capped = source_service.capped_sources(db.session)
-    args = _kept_args("source", "network", "label", "matched", "status")
-    fragment = "inbox/_rows.html" if before else "inbox/_list.html"
-    return render(
-        "inbox/index.html",
-        fragment,
-        view=view,
-        counts=_counts(),
-        page=page,
-        page_size=mentions.PAGE_SIZE,
-        sources=sources,
-        capped=capped,
-        args=args,
-    )
+    counts = _counts()
+    return ("inbox/_rows.html" if before else "inbox/_list.html"), {
+        "view": "all",
+        "counts": counts,
+        "page": page,
+        "page_size": mentions.PAGE_SIZE,
+        "sources": _sources(),
+        "capped": source_service.capped_sources(db.session),
+        "args": _kept_args("source", "network", "label", "matched", "status"),
+        "version": _version(page.mentions, counts),
+    }
+
+
+def _version(rows, counts: dict | None) -> str:
+    """What the first page shows, in a few characters: a poll that brings the same
+    version back gets a 304."""
+    shown = [(m.id, m.priority, m.status, m.assignee_id, m.label, m.contact_id) for m in rows]
+    return hashlib.sha1(repr((shown, counts)).encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def _live(context: dict):
+    """The poll's answer: nothing new (304), or the list and the counts to swap in; the
+    list waits behind a notice while items are selected for a bulk action."""
+    version = context["version"]
+    etag = f'"{version}"'
+    if request.args.get("v") == version or request.headers.get("If-None-Match") == etag:
+        response = current_app.response_class(status=304)
+    else:
+        held = bool(request.args.getlist("ids"))
+        response = current_app.make_response(
+            render("inbox/_live.html", "inbox/_live.html", held=held, oob=True, **context)
+        )
+    response.headers["ETag"] = etag
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response
 
 
 def _kept_args(*names: str) -> dict[str, str]:
@@ -109,7 +148,91 @@ def _counts() -> dict | None:
     return triage.counts(db.session, current_user)
 
 
-def _queue(status: str):
+@bp.post("/available")
+def available():
+    """Switch oneself in or out of the round robin; switching in hands over what waits."""
+    if not can(current_user, "mention.triage"):
+        abort(403)
+    on = request.form.get("available") == "1"
+    given = routing.set_available(db.session, current_user, current_user, on)
+    db.session.commit()
+    if on:
+        got = f" and got {given} waiting item{'' if given == 1 else 's'}" if given else ""
+        flash(f"You are taking new items{got}.", "success")
+    else:
+        flash("You are not taking new items; what you hold stays yours.", "success")
+    return redirect(url_for("inbox.index", status="open", assignee="me"), 303)
+
+
+def _queue_back():
+    """Where a bulk action returns: the queue it was made from (a path of the inbox)."""
+    back = request.form.get("back", "")
+    if back.startswith("/inbox/") and "//" not in back and "\\" not in back:
+        return redirect(back, 303)
+    return redirect(url_for("inbox.index"), 303)
+
+
+@bp.post("/bulk")
+def bulk():
+    """Assign, resolve or label the selected items (a resolve can be undone)."""
+    if not can(current_user, "mention.triage"):
+        abort(403)
+    action = request.form.get("action", "")
+    value: str | int | None = None
+    try:
+        ids = inbox_bulk.parse_ids(request.form.getlist("ids"))
+        if action == "assign":
+            raw = request.form.get("assignee", "")
+            if raw == "me":
+                value = current_user.id
+            elif raw not in ("", "none"):
+                value = id_field(request.form, "assignee")
+                if value is None:
+                    raise ValidationError({"assignee": "Choose someone on the support team."})
+        elif action == "label":
+            value = request.form.get("label", "")
+        done = inbox_bulk.apply(db.session, current_user, ids, action, value)
+    except ValidationError as exc:
+        db.session.rollback()
+        for message in exc.errors.values():
+            flash(message, "error")
+        return _queue_back()
+    db.session.commit()
+    text = _bulk_text(action, done)
+    if done.restore:
+        undo_flash(text, url_for("inbox.bulk_undo"), restore=",".join(done.restore))
+    else:
+        flash(text, "success")
+    return _queue_back()
+
+
+def _bulk_text(action: str, done: inbox_bulk.BulkResult) -> str:
+    verb = {"assign": "Assigned", "resolve": "Resolved", "label": "Labelled"}[action]
+    parts = [f"{verb} {done.changed} item{'' if done.changed == 1 else 's'}."]
+    if done.unchanged:
+        parts.append(f"{done.unchanged} already so.")
+    if done.missing:
+        parts.append(f"{done.missing} no longer there.")
+    return " ".join(parts)
+
+
+@bp.post("/bulk/undo")
+def bulk_undo():
+    """Put back what a bulk resolve moved."""
+    if not can(current_user, "mention.triage"):
+        abort(403)
+    try:
+        back = inbox_bulk.restore(db.session, current_user, request.form.get("restore", ""))
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(next(iter(exc.errors.values())), "error")
+        return redirect(url_for("inbox.index"), 303)
+    db.session.commit()
+    flash(f"Put back {back} item{'' if back == 1 else 's'}.", "success")
+    return redirect(url_for("inbox.index"), 303)
+
+
+def _queue(status: str) -> tuple[str, dict]:
     filters = _filters()
     assignee = request.args.get("assignee")
     assignee = assignee if assignee in ASSIGNEES else None
@@ -124,19 +247,19 @@ def _queue(status: str):
         source_id=filters["source_id"],
         after=after,
     )
-    args = _kept_args("source", "network", "label", "assignee", "status")
-    fragment = "inbox/_queue_rows.html" if after else "inbox/_queue.html"
-    return render(
-        "inbox/index.html",
-        fragment,
-        view=status,
-        counts=_counts(),
-        queue=page,
-        assignee=assignee,
-        sources=_sources(),
-        capped=source_service.capped_sources(db.session),
-        args=args,
-    )
+    counts = _counts()
+    return ("inbox/_queue_rows.html" if after else "inbox/_queue.html"), {
+        "view": status,
+        "counts": counts,
+        "queue": page,
+        "assignee": assignee,
+        "picking": can(current_user, "mention.triage"),
+        "assignable": triage.assignable(db.session) if not after else [],
+        "sources": _sources(),
+        "capped": source_service.capped_sources(db.session),
+        "args": _kept_args("source", "network", "label", "assignee", "status"),
+        "version": _version(page.mentions, counts),
+    }
 
 
 @bp.get("/<int:mention_id>")
@@ -151,6 +274,47 @@ def show(mention_id: int):
         if chosen is not None:
             draft = triage.fill(chosen.body, mention, current_user)
     return _page(mention, draft=draft)
+
+
+@bp.get("/<int:mention_id>/presence")
+def presence_check(mention_id: int):
+    """The page's poll: says who is here (viewing, or replying while the reply box holds
+    a draft) and hears who else is, and whether the thread changed since the page was
+    loaded (seen); 304 when nothing it shows changed (v)."""
+    mention = mentions.get_mention(db.session, current_user, mention_id)
+    others = presence.here(
+        current_app.config.get("REDIS_URL"),
+        mention.id,
+        current_user.id,
+        current_user.name,
+        request.args.get("doing", ""),
+    )
+    seen = request.args.get("seen", "")[:64]
+    changed = seen != replies.mark(db.session, mention)
+    st, who = request.args.get("st", ""), request.args.get("who", "")
+    moved = (st, who) != (mention.status, str(mention.assignee_id or 0))
+    shown = (others, changed, moved, mention.status, mention.assignee_id)
+    version = hashlib.sha1(repr(shown).encode(), usedforsecurity=False).hexdigest()[:16]
+    if request.args.get("v") == version:
+        response = current_app.response_class(status=304)
+    else:
+        response = current_app.make_response(
+            render(
+                "inbox/_presence.html",
+                "inbox/_presence.html",
+                mention=mention,
+                others=others,
+                changed=changed,
+                moved=moved,
+                seen=seen,
+                st=st,
+                who=who,
+                version=version,
+                statuses=triage.STATUS_LABELS,
+            )
+        )
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response
 
 
 def _page(
@@ -175,7 +339,10 @@ def _page(
         q=query,
         found=found.contacts if found else None,
         why=triage.why(mention),
-        explanation=sentiment.explain(mention.text or "", mention.language),
+        author=authors.of(db.session, current_user, mention),
+        explanation=sentiment.explain(
+            mention.text or "", mention.language, lexicon.in_force(db.session, mention.fetched_at)
+        ),
         notes=triage.notes(db.session, mention),
         correction=triage.correction(db.session, mention),
         assignable=triage.assignable(db.session) if can(current_user, "mention.triage") else [],
@@ -412,88 +579,3 @@ def _send(reply_id: int) -> None:
         jobs.enqueue_reply(reply_id, queues.connect(current_app.config["REDIS_URL"]))
     except RedisError:
         current_app.logger.warning("reply %s waits for the sweep: Redis is unreachable", reply_id)
-
-
-@bp.get("/canned")
-def canned():
-    """The ready replies, with their short codes; adding and changing them."""
-    if not can(current_user, "canned.manage"):
-        abort(403)
-    return render(
-        "inbox/canned.html",
-        "inbox/canned.html",
-        canned=triage.canned_replies(db.session),
-        variables=triage.VARIABLES,
-        form={},
-        errors={},
-    )
-
-
-@bp.post("/canned")
-def save_canned():
-    """Add a ready reply, or change one (canned_id)."""
-    if not can(current_user, "canned.manage"):
-        abort(403)
-    canned_id = id_field(request.form, "canned_id")
-    existing = db.session.get(CannedReply, canned_id) if canned_id else None
-    if canned_id and existing is None:
-        abort(404)
-    try:
-        saved = triage.save_canned(
-            db.session,
-            current_user,
-            request.form.get("short_code", ""),
-            request.form.get("body", ""),
-            existing,
-        )
-    except ValidationError as exc:
-        db.session.rollback()
-        return render(
-            "inbox/canned.html",
-            "inbox/canned.html",
-            status=422,
-            canned=triage.canned_replies(db.session),
-            variables=triage.VARIABLES,
-            form=request.form,
-            errors=exc.errors,
-        )
-    db.session.commit()
-    flash(f"Saved /{saved.short_code}.", "success")
-    return redirect(url_for("inbox.canned"), 303)
-
-
-@bp.post("/canned/<int:canned_id>/delete")
-def delete_canned(canned_id: int):
-    triage.delete_canned(db.session, current_user, canned_id)
-    db.session.commit()
-    flash("Deleted.", "success")
-    return redirect(url_for("inbox.canned"), 303)
-
-
-@bp.route("/sla", methods=["GET", "POST"])
-def sla_policy():
-    """The service-level targets mentions are held to (admins set them)."""
-    if not can(current_user, "sla.manage"):
-        abort(403)
-    errors: dict[str, str] = {}
-    if request.method == "POST":
-        form = {**request.form.to_dict(), "days": request.form.getlist("days")}
-        try:
-            sla.save_policy(db.session, current_user, form)
-        except ValidationError as exc:
-            db.session.rollback()
-            errors = exc.errors
-        else:
-            db.session.commit()
-            flash("SLA policy saved: it applies to mentions from now on.", "success")
-            return redirect(url_for("inbox.sla_policy"), 303)
-    policy = sla.active_policy(db.session)
-    return render(
-        "inbox/sla.html",
-        "inbox/sla.html",
-        status=422 if errors else 200,
-        policy=policy,
-        described=sla.describe(policy),
-        days=sla.DAY_NAMES,
-        errors=errors,
-    )

@@ -16,6 +16,7 @@ from webapp.extensions import db
 from webapp.models import (
     AuditEvent,
     Contact,
+    Deal,
     LabelCorrection,
     Mention,
     MentionNote,
@@ -23,7 +24,7 @@ from webapp.models import (
     User,
 )
 from webapp.models.base import utcnow
-from webapp.services import deals, mentions, triage
+from webapp.services import contacts, deals, mentions, triage
 
 FRAGMENT = {"HX-Request": "true", "HX-Request-Type": "partial"}
 ANGRY = "This is the worst service ever, totally broken and useless!"
@@ -310,6 +311,7 @@ def test_the_sweep_lets_waiting_count_and_wakes_snoozes(app):
         db.session.commit()
         assert jobs.triage_sweep() == {
             "woken": 1,
+            "assigned": 0,
             "refreshed": 1,
             "requeued": 0,
             "warned": 0,
@@ -331,3 +333,52 @@ def test_the_mention_page_explains_the_score_word_by_word(app, client, login, ma
     assert "negated by &#39;not&#39;" in page and "booster &#39;VERY&#39; before it" in page
     assert "Punctuation (1 &#39;!&#39; and 0 &#39;?&#39;) adds emphasis" in page
     assert f"{_mention(app, mention_id).compound:+.3f}" in page
+
+
+def test_the_author_panel_shows_what_they_wrote_before_and_what_they_are_worth(
+    app, client, login, make_user
+):
+    rep = make_user("rep")
+    now = utcnow()
+    with app.app_context():
+        contact = contacts.create_contact(
+            db.session, db.session.get(User, rep.id), {"name": "Pat Buyer", "company": "Acme"}
+        )
+        db.session.flush()
+        contact_id = contact.id
+        db.session.commit()
+    first, second, latest = _ingest(
+        app,
+        incoming("1", handle="pat", text=ANGRY, created_at=now - timedelta(days=3)),
+        incoming("2", handle="pat", text=HAPPY, created_at=now - timedelta(days=2)),
+        incoming("3", handle="pat", text="Where is my order?", created_at=now),
+    )
+    (stranger,) = _ingest(app, incoming("4", handle="someone_else", text=HAPPY, created_at=now))
+    with app.app_context():
+        db.session.get(Mention, latest).contact_id = contact_id
+        stages = {s.kind: s for s in db.session.scalars(select(Stage).order_by(Stage.position))}
+        for title, amount, kind in (("Renewal", 500_000, "open"), ("First order", 120_000, "won")):
+            db.session.add(
+                Deal(
+                    title=title,
+                    owner_id=rep.id,
+                    contact_id=contact_id,
+                    amount_minor=amount,
+                    currency="EUR",
+                    stage_id=stages[kind].id,
+                )
+            )
+        db.session.commit()
+    login(make_user("support"))
+    page = client.get(f"/inbox/{latest}").get_data(as_text=True)
+    assert "Wrote to us 2 times before, 1 negative." in page
+    assert f'href="/inbox/{first}"' in page and f'href="/inbox/{second}"' in page
+    assert f'href="/inbox/{stranger}"' not in page
+    assert "a customer (1 won deal, €1,200.00)" in page
+    assert "1 open deal worth €5,000.00" in page
+    # Support sees what the deals are worth, not the deals (the role table).
+    assert "Renewal" not in page
+    login(make_user("manager"))
+    page = client.get(f"/inbox/{latest}").get_data(as_text=True)
+    assert "Renewal" in page and "First order" not in page
+    assert "First time they write to us." in client.get(f"/inbox/{stranger}").get_data(as_text=True)
