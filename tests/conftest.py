@@ -30,26 +30,9 @@ def pytest_generate_tests(metafunc):
     # PostgreSQL joins the run when TEST_DATABASE_URL is set (always in CI); it is not
     # listed as skipped otherwise, and .ci/run fails when the server is missing.
     # A test marked sqlite_only is about SQLite itself (its query planner, say).
-    # A test marked postgresql_only is about PostgreSQL's concurrency (row locks, two
-    # sessions at once); without TEST_DATABASE_URL it is left out, not skipped, and with
-    # one the server cannot be reached it fails, as every PostgreSQL test does.
     if "backend" in metafunc.fixturenames:
-        if metafunc.definition.get_closest_marker("postgresql_only"):
-            backends = ["postgresql"]
-        elif metafunc.definition.get_closest_marker("sqlite_only"):
-            backends = ["sqlite"]
-        else:
-            backends = BACKENDS
-        metafunc.parametrize("backend", backends, scope="session")
-
-
-def pytest_collection_modifyitems(config, items):
-    if PG_URL:
-        return
-    left_out = [item for item in items if item.get_closest_marker("postgresql_only")]
-    if left_out:
-        config.hook.pytest_deselected(items=left_out)
-        items[:] = [item for item in items if not item.get_closest_marker("postgresql_only")]
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite"] if only_sqlite else BACKENDS, scope="session")
 
 
 def _config(url: str, instance: Path) -> dict:

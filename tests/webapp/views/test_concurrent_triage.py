@@ -1,7 +1,7 @@
-"""Two people acting on one mention at the same moment, on PostgreSQL: real requests on
-threads of their own (each its own client, app context and database connection),
-released together by a barrier. A lock held from outside makes both reach the database
-before either is let through, so the race happens every run instead of by luck."""
+"""Two people acting on one mention at the same moment: real requests on threads of
+their own (each its own client, app context and database connection), released together
+by a barrier. A lock held from outside makes both reach the database before either is
+let through, so the race happens every run instead of by luck."""
 
 from __future__ import annotations
 
@@ -22,25 +22,44 @@ from webapp.models import AuditEvent, Mention, Reply, Source
 from webapp.services import mentions
 from workers import jobs
 
-pytestmark = pytest.mark.postgresql_only
-
 
 class Held:
-    """A table locked from another connection in a mode that lets reads by and holds
-    writes back, until release; waiting(n) says when n requests wait for a lock."""
+    """Writes held back by another connection until release, reads let by: on
+    PostgreSQL the table's (LOCK TABLE ... IN SHARE MODE), on SQLite the database's
+    (BEGIN IMMEDIATE). waiting() says how many requests wait: on PostgreSQL the sessions
+    waiting for a lock, on SQLite the threads that began a write (which a writer waiting
+    on busy_timeout leaves no other trace of)."""
 
-    def __init__(self, url: str, table: str) -> None:
-        self.engine = sa.create_engine(url)
+    def __init__(self, app, table: str) -> None:
+        with app.app_context():
+            self.app_engine = db.engine
+        self.sqlite = self.app_engine.dialect.name == "sqlite"
+        self.engine = sa.create_engine(self.app_engine.url)
         self.conn = self.engine.connect()
-        self.conn.execute(sa.text(f"LOCK TABLE {table} IN SHARE MODE"))
+        if self.sqlite:
+            self.writers: set[int] = set()
+            sa.event.listen(self.app_engine, "before_cursor_execute", self._seen)
+            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            self.conn.execute(sa.text(f"LOCK TABLE {table} IN SHARE MODE"))
+
+    def _seen(self, _conn, _cursor, statement: str, *_args) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            self.writers.add(threading.get_ident())
 
     def waiting(self) -> int:
+        if self.sqlite:
+            return len(self.writers)
         # pg_locks, not pg_stat_activity: that one is read once per transaction.
         query = "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
         return self.conn.scalar(sa.text(query))
 
     def release(self) -> None:
-        self.conn.rollback()
+        if self.sqlite:
+            sa.event.remove(self.app_engine, "before_cursor_execute", self._seen)
+            self.conn.exec_driver_sql("ROLLBACK")
+        else:
+            self.conn.rollback()
         self.conn.close()
         self.engine.dispose()
 
@@ -48,7 +67,7 @@ class Held:
 def at_once(app, table: str, *requests: Callable[[], object]) -> list:
     """Run each request on a thread of its own, started together, while table's writes
     are held back until all of them wait at the database; their answers, in order."""
-    held = Held(app.config["SQLALCHEMY_DATABASE_URI"], table)
+    held = Held(app, table)
     barrier = threading.Barrier(len(requests))
     answers: list = [None] * len(requests)
 
