@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from mastodon_mock.testing.server import MockServer
 from sqlalchemy import select
@@ -82,8 +83,6 @@ def _bluesky() -> Iterator[Network]:
 
 
 def _mastodon(mock: MockServer) -> Iterator[Network]:
-    import httpx
-
     httpx.post(f"{mock.base_url}/api/v1/_mock/reset").raise_for_status()
     httpx.delete(f"{mock.base_url}/api/v1/_mock/faults").raise_for_status()
     with Forwarder(mock.base_url) as forwarder:
@@ -122,11 +121,12 @@ def _x(folder: Path) -> Iterator[Network]:
 
 
 @pytest.fixture
-def network(request, tmp_path, mastodon_mock) -> Iterator[Network]:
+def network(request, tmp_path) -> Iterator[Network]:
+    """The network named by the test's parameter (mastodon-mock started only for it)."""
     if request.param == "bluesky":
         yield from _bluesky()
     elif request.param == "mastodon":
-        yield from _mastodon(mastodon_mock)
+        yield from _mastodon(request.getfixturevalue("mastodon_mock"))
     else:
         yield from _x(tmp_path)
 
