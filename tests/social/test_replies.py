@@ -4,11 +4,9 @@ atproto clients against local servers that answer with each service's JSON shape
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -17,7 +15,18 @@ from mastodon_mock.testing.server import MockServer
 
 from social import bluesky, mastodon, net, replies, x
 from social.replies import Target
-from tests.social.fake_replies import bluesky_replies
+from tests.social.fake_replies import (
+    OUR_ID,
+    RESTRICTED,
+    X_CONFIG,
+    FakeX,
+    api,
+    bluesky_replies,
+    bob_says,
+    find_by_uri,
+    mastodon_config,
+    replies_to,
+)
 from tests.social.servers import Server
 from tests.social.test_bluesky import BRAND, PASSWORD, FakeBluesky, _cid, post_view
 from tests.social.test_x import ToLocal, _local_client
@@ -145,88 +154,6 @@ def test_open_on_network():
 
 
 # X: tweepy against a local server that keeps a timeline.
-
-OUR_ID = "783214"
-X_CONFIG = {
-    "mode": "mentions",
-    "user_id": OUR_ID,
-    "username": "acme",
-    "consumer_key": "ck",
-    "consumer_secret": "cs",
-    "access_token": f"{OUR_ID}-token",
-    "access_token_secret": "ts",
-}
-RESTRICTED = {
-    "detail": "Reply to this conversation is not allowed because you have not been mentioned "
-    "or otherwise engaged by the author of the post you are replying to.",
-    "type": "about:blank",
-    "title": "Forbidden",
-    "status": 403,
-}
-DUPLICATE = {
-    "detail": "You are not allowed to create a Tweet with duplicate content.",
-    "type": "about:blank",
-    "title": "Forbidden",
-    "status": 403,
-}
-
-
-class FakeX:
-    """POST /2/tweets and GET /2/users/:id/tweets as X answers them, over our timeline."""
-
-    def __init__(self, server: Server) -> None:
-        self.timeline: list[dict] = []  # newest first
-        self.posted: list[dict] = []
-        self.texts: set[str] = set()  # what our posts say, as sent
-        self.refuse: tuple[int, dict, dict] | None = None
-        self.hide_timeline = 0  # lookups that do not see our newest posts yet
-        server.routes["/2/tweets"] = self._post
-        server.routes[f"/2/users/{OUR_ID}/tweets"] = self._timeline
-
-    def _post(self, handler) -> tuple[int, dict, bytes]:
-        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
-        self.posted.append({"body": body, "authorization": handler.headers["Authorization"]})
-        if self.refuse:
-            status, headers, payload = self.refuse
-            return (
-                status,
-                {"Content-Type": "application/json", **headers},
-                json.dumps(payload).encode(),
-            )
-        if body["text"] in self.texts:
-            return 403, {"Content-Type": "application/json"}, json.dumps(DUPLICATE).encode()
-        self.texts.add(body["text"])
-        post_id = str(1578516295611748353 + 1000 + len(self.timeline))
-        tweet = {"id": post_id, "text": body["text"], "edit_history_tweet_ids": [post_id]}
-        parent = (body.get("reply") or {}).get("in_reply_to_tweet_id")
-        self.timeline.insert(
-            0,
-            {
-                **tweet,
-                # As X gives a reply back: the handles ahead, & escaped.
-                "text": "@quietgardener22 " + body["text"].replace("&", "&amp;"),
-                "referenced_tweets": [{"type": "replied_to", "id": parent}] if parent else [],
-                "created_at": "2026-12-02T10:00:00.000Z",
-            },
-        )
-        return 201, {"Content-Type": "application/json"}, json.dumps({"data": tweet}).encode()
-
-    def _timeline(self, handler) -> tuple[int, dict, bytes]:
-        query = {k: v[0] for k, v in parse_qs(urlsplit(handler.path).query).items()}
-        since = int(query.get("since_id", "0"))
-        seen = self.timeline[self.hide_timeline :] if self.hide_timeline else self.timeline
-        self.hide_timeline = max(0, self.hide_timeline - 1)
-        newer = [t for t in seen if int(t["id"]) > since]
-        start = int(query.get("pagination_token", "0"))
-        size = int(query["max_results"])
-        data = newer[start : start + size]
-        body: dict[str, Any] = {"meta": {"result_count": len(data)}}
-        if data:
-            body["data"] = data
-            body["meta"] |= {"newest_id": data[0]["id"], "oldest_id": data[-1]["id"]}
-        if start + size < len(newer):
-            body["meta"]["next_token"] = str(start + size)
-        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
 class LoseAnswer(ToLocal):
@@ -380,56 +307,9 @@ def mock(mock_server):
     return mock_server
 
 
-def _api(mock, method: str, path: str, user: str, **kwargs: Any) -> Any:
-    response = httpx.request(
-        method,
-        f"{mock.base_url}{path}",
-        headers={"Authorization": f"Bearer {user}_token"},
-        **kwargs,
-    )
-    response.raise_for_status()
-    return response.json()
-
-
 def _bob_says(mock, text: str, visibility: str = "public") -> tuple[dict, Target]:
-    """A status of bob's, and the search that finds it on alice's instance (the mock
-    searches text only, so the answer to a search by URI is given as Mastodon gives it)."""
-    status = _api(
-        mock, "POST", "/api/v1/statuses", "bob", json={"status": text, "visibility": visibility}
-    )
-    seen_by_alice = _api(mock, "GET", f"/api/v1/statuses/{status['id']}", "alice")
-    _find_by_uri(mock, seen_by_alice)
-    mention = target(
-        "mastodon",
-        external_id=status["uri"],
-        url=status["url"],
-        author_handle="bob@mock.local",
-        author_id=status["account"]["url"],
-        text=text,
-    )
-    return seen_by_alice, mention
-
-
-def _find_by_uri(mock, status: dict) -> None:
-    rule = {
-        "match": {"path": "/api/v2/search"},
-        "effect": {
-            "type": "status",
-            "status": 200,
-            "body": {"accounts": [], "statuses": [status], "hashtags": []},
-        },
-        "count": 1,
-    }
-    httpx.post(f"{mock.base_url}/api/v1/_mock/faults", json=rule).raise_for_status()
-
-
-def mastodon_config(mock, **extra: Any) -> dict:
-    return {"instance": mock.base_url, "mode": "mentions", "access_token": "alice_token", **extra}
-
-
-def _replies_to(mock, status_id: str) -> list[dict]:
-    context = _api(mock, "GET", f"/api/v1/statuses/{status_id}/context", "bob")
-    return [s for s in context["descendants"] if s["in_reply_to_id"] == status_id]
+    status, mention = bob_says(mock, text, visibility)
+    return status, replies.target_of(mention)
 
 
 def test_mastodon_reply_names_the_author_in_reply_to_the_status(mock):
@@ -439,7 +319,7 @@ def test_mastodon_reply_names_the_author_in_reply_to_the_status(mock):
         mastodon_config(mock), mention, "Sorry! DM us", key="reply-1", allow_private=True
     )
 
-    [reply] = _replies_to(mock, status["id"])
+    [reply] = replies_to(mock, status["id"])
     assert reply["uri"] == posted.external_id and reply["url"] == posted.url
     assert reply["account"]["username"] == "alice"
     assert reply["visibility"] == "unlisted"
@@ -452,7 +332,7 @@ def test_mastodon_reply_is_never_more_public_than_the_post(mock, visibility):
     _status, mention = _bob_says(mock, "@alice hello", visibility)
     config = mastodon_config(mock, reply_visibility="public")
     posted = replies.post(config, mention, "hi", key=f"reply-{visibility}", allow_private=True)
-    mine = _api(mock, "GET", f"/api/v1/statuses/{posted.external_id.rsplit('/', 1)[-1]}", "alice")
+    mine = api(mock, "GET", f"/api/v1/statuses/{posted.external_id.rsplit('/', 1)[-1]}", "alice")
     assert mine["visibility"] == visibility
 
 
@@ -460,7 +340,7 @@ def test_mastodon_reply_visibility_setting_narrows_further(mock):
     _status, mention = _bob_says(mock, "@alice hello", "public")
     config = mastodon_config(mock, reply_visibility="private")
     posted = replies.post(config, mention, "hi", key="reply-1", allow_private=True)
-    mine = _api(mock, "GET", f"/api/v1/statuses/{posted.external_id.rsplit('/', 1)[-1]}", "alice")
+    mine = api(mock, "GET", f"/api/v1/statuses/{posted.external_id.rsplit('/', 1)[-1]}", "alice")
     assert mine["visibility"] == "private"
 
 
@@ -490,13 +370,13 @@ def test_mastodon_retry_after_a_lost_answer_posts_nothing_new(mock):
             config, mention, "On its way", key="reply-3", client=client, allow_private=True
         )
     assert not caught.value.permanent
-    assert len(_replies_to(mock, status["id"])) == 1  # it went through
-    _find_by_uri(mock, status)
+    assert len(replies_to(mock, status["id"])) == 1  # it went through
+    find_by_uri(mock, status)
     again = mastodon.reply(
         config, mention, "On its way", key="reply-3", client=client, allow_private=True
     )
 
-    [reply] = _replies_to(mock, status["id"])
+    [reply] = replies_to(mock, status["id"])
     assert again.external_id == reply["uri"]
     client.session.close()
 
@@ -512,7 +392,7 @@ def test_mastodon_429_is_rate_limited_until_the_reset(mock):
         replies.post(mastodon_config(mock), mention, "hi", key="reply-1", allow_private=True)
     wait = (caught.value.retry_at - datetime.now(UTC)).total_seconds()
     assert 240 < wait < 360
-    assert _replies_to(mock, status["id"]) == []
+    assert replies_to(mock, status["id"]) == []
 
 
 def test_mastodon_status_our_instance_cannot_find(mock):

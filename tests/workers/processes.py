@@ -51,13 +51,17 @@ def crm_env(app, redis_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 def start_crm(
-    env: dict[str, str], log: Path, *args: str, new_session: bool = False
+    env: dict[str, str],
+    log: Path,
+    *args: str,
+    new_session: bool = False,
+    module: str = "webapp.cli",
 ) -> subprocess.Popen:
     """Start `crm ARGS` (stdout to log, stderr to log.err), in a process group of its
-    own if new_session."""
+    own if new_session; module runs it in a setting of a test's (tests.workers.local_x)."""
     with log.open("w") as out, log.with_suffix(".err").open("w") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "webapp.cli", *args],
+            [sys.executable, "-m", module, *args],
             env=env,
             cwd=ROOT,
             stdout=out,

@@ -168,6 +168,7 @@ def ask(
         key = str(uuidlib.UUID(str(key)))
     except ValueError:
         raise ValidationError({"key": "This form is out of date: reload the page."}) from None
+    _take(session, mention)
     earlier = session.scalar(select(Reply).where(Reply.key == key))
     if earlier is not None:
         return earlier, False
@@ -196,6 +197,20 @@ def ask(
         session, user, "reply.queue", "mention", mention.id, label=f"@{mention.author_handle}"
     )
     return reply, True
+
+
+def _take(session: Session, mention: Mention) -> None:
+    """Hold the mention's row until the caller commits, so that two replies asked at
+    once are served one after the other: the second then reads the key and the thread's
+    mark as the first left them (another copy of its tap, or a thread that changed),
+    where reading before either wrote let both through. A write, not SELECT ... FOR
+    UPDATE, since on SQLite only a write waits for the other writer."""
+    session.execute(
+        update(Mention)
+        .where(Mention.id == mention.id)
+        .values(id=Mention.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def claim(session: Session, reply_id: int, now: datetime | None = None) -> Reply | None:
