@@ -405,7 +405,10 @@ def set_status(mention_id: int):
     """Open, pending, snoozed (until a time) or resolved. :raise 404: :raise 403:"""
     mention = mentions.get_mention(db.session, current_user, mention_id)
     status = request.form.get("status", "")
-    until = _when(request.form.get("until")) if status == SNOOZED else None
+    # A quick choice is the tapped button's until, the field beside them is another
+    # (empty unless typed); htmx sends the button's value after the field's.
+    chosen = next((v for v in request.form.getlist("until") if v.strip()), None)
+    until = _when(chosen) if status == SNOOZED else None
     before, before_until = mention.status, mention.snoozed_until
     try:
         triage.set_status(db.session, current_user, mention, status, until)
