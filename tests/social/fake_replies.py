@@ -89,7 +89,9 @@ class BlueskyReplies:
     def hold(self) -> Held:
         """The next reply is written, then its answer waits until released."""
         held, self.fake.handle = holding(
-            self.fake.handle, lambda _method, nsid, *rest: nsid == "com.atproto.repo.createRecord"
+            self.fake.handle,
+            lambda _method, nsid, *rest: nsid == "com.atproto.repo.createRecord",
+            lambda result: result[0] == 200,
         )
         return held
 
@@ -113,14 +115,15 @@ class Held:
         self.released.set()
 
 
-def holding(answer: Any, matches: Any) -> tuple[Held, Any]:
-    """A fake's handler answer wrapped so that the first call that matches(*args) is
-    handled (the reply stored), then waits for release before its answer goes back."""
+def holding(answer: Any, matches: Any, stored: Any = lambda _result: True) -> tuple[Held, Any]:
+    """A fake's handler answer wrapped so that the first call that matches(*args) and
+    stored the reply (stored(result): not one refused, say for a stale session the client
+    then renews) waits for release before its answer goes back."""
     held = Held()
 
     def wrapped(*args: Any) -> Any:
         result = answer(*args)
-        if not held.taken.is_set() and matches(*args):
+        if not held.taken.is_set() and matches(*args) and stored(result):
             held.taken.set()
             held.released.wait(60)
         return result
