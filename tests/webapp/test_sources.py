@@ -72,6 +72,11 @@ def test_admin_adds_edits_pauses_and_deletes_a_source(app, client, login, make_u
         ),
         ({"kind": "x", "name": "X", "mode": "search", "query": ""}, "query", "search query"),
         (
+            {"kind": "x", "name": "X", "mode": "search", "query": "a", "username": "kestrel home"},
+            "username",
+            "account @name",
+        ),
+        (
             {"kind": "x", "name": "X", "mode": "search", "query": "a", "monthly_cap_usd": "lots"},
             "monthly_cap_usd",
             "US dollars",

@@ -145,7 +145,33 @@ def composer(mention: Mention) -> Composer:
     if mention.source.kind != mention.network:
         # A webhook or the demo source speaks for a network but holds no account on it.
         return Composer(False, NOT_ITS_ACCOUNT, 0, by_hand)
+    if mention.network == "x" and (refused := _x_refuses(mention)):
+        return Composer(False, refused, 0, by_hand)
     return Composer(True, "", network_replies.limit_of(mention.network), by_hand)
+
+
+def _x_refuses(mention: Mention) -> str | None:
+    """Why X would refuse an API reply to this post, if it would: since February 2026 X
+    answers only posts that mention or quote our account (outside its enterprise tier).
+    A mentions source reads exactly those; a search also finds posts that do not, which
+    we tell apart by the account's @name on the source."""
+    config = mention.source.config or {}
+    if config.get("mode", "mentions") == "mentions":
+        return None
+    account = config.get("username")
+    if not account:
+        return (
+            "X answers from here only posts that mention our account, and this search "
+            "source does not say which account that is (an admin can add its @name)."
+        )
+    target = network_replies.target_of(mention)
+    problems = network_replies.check("x", "ok", target, account=account).warnings
+    if any(note.code == "not_mentioned" for note in problems):
+        return (
+            f"This post does not mention @{account}, so X would refuse a reply sent from "
+            "here (and bill the attempt)."
+        )
+    return None
 
 
 def ask(

@@ -3,6 +3,7 @@ recording what one poll brought (mentions and cursor together)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ FIELDS = (
     "interval_seconds",
     "mode",
     "user_id",
+    "username",
     "query",
     "instance",
     "tag",
@@ -124,6 +126,12 @@ def _clean(data: dict[str, Any], kind: str, editing: bool) -> tuple[dict, dict[s
             config["user_id"] = value
         else:
             config["query"] = need("query", "Enter a search query of at most 512 characters.", 512)
+        # Our account's @name: X answers from the API only posts that mention it.
+        username = (data.get("username") or "").strip().lstrip("@")
+        if username and not re.fullmatch(r"\w{1,15}", username, re.ASCII):
+            errors["username"] = "Enter the account @name: up to 15 letters, digits or _."
+        elif username:
+            config["username"] = username
         cap = (data.get("monthly_cap_usd") or "").strip()
         if cap:
             try:

@@ -205,6 +205,44 @@ def test_what_cannot_be_answered_says_why_and_links_the_original(app, client, lo
     assert 'name="body"' not in page
 
 
+def test_x_posts_that_do_not_mention_us_offer_reply_on_x_instead(app, client, login, make_user):
+    with app.app_context():
+        search = Source(name="X search", kind="x", config={"mode": "search", "query": "kestrel"})
+        named = Source(
+            name="X search, named",
+            kind="x",
+            config={"mode": "search", "query": "kestrel", "username": "KestrelHome"},
+        )
+        timeline = Source(name="X mentions", kind="x", config={"mode": "mentions", "user_id": "1"})
+        db.session.add_all([search, named, timeline])
+        db.session.flush()
+        (unnamed_id,) = mentions.ingest(db.session, [incoming("1", network="x")], search).stored
+        (aside_id, addressed_id) = mentions.ingest(
+            db.session,
+            [
+                incoming("2", network="x", text="kestrel grinders are loud"),
+                incoming("3", network="x", text="@kestrelhome my grinder is loud"),
+            ],
+            named,
+        ).stored
+        (ours_id,) = mentions.ingest(db.session, [incoming("4", network="x")], timeline).stored
+        db.session.commit()
+    login(make_user("support"))
+    page = client.get(f"/inbox/{aside_id}").get_data(as_text=True)
+    assert "does not mention @KestrelHome, so X would refuse" in page
+    assert 'name="body"' not in page and "Reply on X instead" in page
+    assert "x.com/intent/post?in_reply_to=2" in page
+    # Sending anyway is refused before any call is spent.
+    form = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page)[1]}
+    r = client.post(
+        f"/inbox/{aside_id}/reply", data={**form, "key": str(uuid.uuid4()), "body": "Hi"}
+    )
+    assert r.status_code == 422 and "would refuse" in r.get_data(as_text=True)
+    assert "an admin can add its @name" in client.get(f"/inbox/{unnamed_id}").get_data(as_text=True)
+    for answerable in (addressed_id, ours_id):
+        assert 'name="body"' in client.get(f"/inbox/{answerable}").get_data(as_text=True)
+
+
 def test_ready_replies_are_filled_in_for_the_mention_and_the_agent(
     app, client, login, make_user, fake
 ):
