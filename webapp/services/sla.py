@@ -10,6 +10,7 @@ assignee and the leads (managers and admins) when one happens, once each.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -68,6 +69,43 @@ def add_working(start: datetime, minutes: int, policy_hours: dict | None) -> dat
             left -= window_end - begin
         at = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
     return at.astimezone(start.tzinfo)
+
+
+def working_between(start: datetime, end: datetime, policy_hours: dict | None) -> timedelta:
+    """The working time from start to end (nothing if end is not later): calendar time
+    without business hours, else only the time inside them."""
+    if end <= start:
+        return timedelta(0)
+    hours = _hours(policy_hours)
+    if hours is None:
+        return end - start
+    zone, days, opens, closes = hours
+    total = timedelta(0)
+    at, stop = start.astimezone(zone), end.astimezone(zone)
+    for _ in range(MAX_MINUTES // 60 + 800):  # days walked: bounded whatever the policy
+        if at >= stop:
+            break
+        day = at.date()
+        if day.weekday() in days:
+            begin = max(at, datetime.combine(day, opens, tzinfo=zone))
+            finish = min(stop, datetime.combine(day, closes, tzinfo=zone))
+            if finish > begin:
+                total += finish - begin
+        at = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    return total
+
+
+def resumed(due: datetime, paused_at: datetime, now: datetime, policy_hours: dict | None):
+    """A target once its clock starts again at now, having stood still since paused_at.
+    Without business hours it moves by the time it stood; with them, the working time
+    that was left at the pause counts on from now, so a pause over a weekend moves it by
+    no working time (a target already missed at the pause stays where it was)."""
+    if _hours(policy_hours) is None:
+        return due + (now - paused_at)
+    left = working_between(paused_at, due, policy_hours)
+    if left <= timedelta(0):
+        return due
+    return add_working(now, math.ceil(left / timedelta(minutes=1)), policy_hours)
 
 
 def targets(policy: SlaPolicy | None, start: datetime) -> tuple[datetime | None, datetime | None]:

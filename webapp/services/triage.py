@@ -43,7 +43,7 @@ from webapp.models import (
 )
 from webapp.models.base import utcnow
 from webapp.models.triage import OPEN, PENDING, RESOLVED, SNOOZED, STATUSES
-from webapp.services import audit, routing
+from webapp.services import audit, routing, sla
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import require
 
@@ -377,7 +377,8 @@ def _recorded_move(
     """The status change, in the audit log (actor None: the system, as a snooze that
     wakes or an author who writes again)."""
     before = mention.status
-    _move(mention, status, now, snooze_until)
+    policy = sla.active_policy(session) if mention.sla_paused_at is not None else None
+    _move(mention, status, now, snooze_until, policy.business_hours if policy else None)
     audit.record(
         session,
         actor,
@@ -389,17 +390,27 @@ def _recorded_move(
     )
 
 
-def _move(mention: Mention, status: str, now: datetime, snooze_until: datetime | None) -> None:
+def _move(
+    mention: Mention,
+    status: str,
+    now: datetime,
+    snooze_until: datetime | None,
+    business_hours: dict | None = None,
+) -> None:
     """The status change itself, with what it does to the timers."""
     paused = mention.status in (PENDING, SNOOZED)
     pausing = status in (PENDING, SNOOZED)
     if paused and not pausing and mention.sla_paused_at is not None:
-        # The clock starts again: the targets move by the time it stood still.
-        stood = now - mention.sla_paused_at
+        # The clock starts again: the targets move by the (working) time it stood still.
+        stood_since = mention.sla_paused_at
         if mention.first_response_due and mention.first_response_at is None:
-            mention.first_response_due += stood
+            mention.first_response_due = sla.resumed(
+                mention.first_response_due, stood_since, now, business_hours
+            )
         if mention.resolution_due:
-            mention.resolution_due += stood
+            mention.resolution_due = sla.resumed(
+                mention.resolution_due, stood_since, now, business_hours
+            )
         mention.sla_paused_at = None
     elif pausing and not paused:
         mention.sla_paused_at = now

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tests.webapp.incoming import incoming
 from webapp.extensions import db
-from webapp.models import Mention, Notification
+from webapp.models import Mention, Notification, SlaPolicy, User
 from webapp.models.base import utcnow
 from webapp.services import mentions, sla, triage
 
@@ -101,3 +101,37 @@ def test_pending_stops_the_clock_and_a_breach_is_told_once_to_the_leads(
     login(agent)
     # The page reads the clock at the real time: the target moved 70 minutes ahead.
     assert "First response due in 1 h" in client.get(f"/inbox/{mention_id}").get_data(as_text=True)
+
+
+def test_a_pause_over_the_weekend_costs_no_business_time(app, make_user):
+    # Friday 16:00 in Paris, a two-hour first response: due on Monday at 10:00.
+    arrived = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    due = sla.add_working(arrived, 120, HOURS)
+    assert due == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    support = make_user("support")
+    with app.app_context():
+        db.session.add(
+            SlaPolicy(
+                name="Office",
+                first_response_minutes=120,
+                resolution_minutes=600,
+                warn_minutes=15,
+                business_hours=HOURS,
+                active=True,
+                created_at=arrived,
+            )
+        )
+        (mention_id,) = mentions.ingest(db.session, [incoming("1")]).stored
+        mention = db.session.get(Mention, mention_id)
+        mention.first_response_due = due
+        mention.resolution_due = sla.add_working(arrived, 600, HOURS)
+        who = db.session.get(User, support.id)
+        # Pending at 16:30 on Friday (90 working minutes left), open again on Monday at
+        # 09:00: due at 10:30, not moved by the 64 calendar hours it stood still.
+        triage.set_status(db.session, who, mention, "pending", now=arrived + timedelta(minutes=30))
+        monday = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+        triage.set_status(db.session, who, mention, "open", now=monday)
+        assert mention.first_response_due == monday + timedelta(minutes=90)
+        assert mention.resolution_due == sla.add_working(monday, 600 - 30, HOURS)
+        assert mention.sla_paused_at is None
+        assert sla.working_between(arrived, monday, HOURS) == timedelta(hours=1)
