@@ -37,11 +37,12 @@
   document.addEventListener("submit", (evt) => {
     const form = evt.target;
     const logForm = form.matches("form.log[data-contact-id]");
+    const followUp = form.matches("form#follow-up");
     // signout.js is the account page's own (data-script): until it is there, a sign-out
     // posts as it is (the service worker still forgets the saved pages).
     const signOutForm = Boolean(self.SignOut) && SIGN_OUT.includes(new URL(form.action, location.href).pathname);
-    const offlinePost = !logForm && !online() && form.method === "post";
-    if (!enabled || !(logForm || signOutForm || offlinePost)) return;
+    const offlinePost = !logForm && !followUp && !online() && form.method === "post";
+    if (!enabled || !(logForm || followUp || signOutForm || offlinePost)) return;
     // Capture phase: htmx never sees it, and the browser does not post the form.
     evt.preventDefault();
     evt.stopPropagation();
@@ -51,6 +52,8 @@
       note.textContent = "No signal: this needs a connection. Nothing was sent; try again when you are back online.";
     } else if (signOutForm) {
       self.SignOut.signOut(form, { userId, sender });
+    } else if (followUp) {
+      self.LogForm.followUp(form, evt.submitter, { userId, sync });
     } else {
       self.LogForm.queue(form, evt.submitter, { userId, sync, timeline: renderTimeline });
     }

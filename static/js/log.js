@@ -1,6 +1,6 @@
 /* Field CRM log form: an entry goes into the outbox first (it survives a closed app or a
    restart), shows on the timeline as waiting, then is sent at once when there is signal;
-   the form says what became of it. */
+   the form says what became of it. A follow-up chip's task takes the same way. */
 (() => {
   "use strict";
   const O = self.Offline;
@@ -41,6 +41,8 @@
     // The time chosen in the form (static/js/nearby.js), else now.
     const occurredAt = self.LogWhen ? self.LogWhen(form) : new Date().toISOString();
     if (!occurredAt) return say(form, "Give the date and time it happened.", "error");
+    // How a call went, when a chip says so (kept with the entry, sent with it).
+    const picked = form.querySelector("input[name=outcome]:checked");
     const entry = {
       uuid: uuid(),
       userId,
@@ -50,10 +52,12 @@
       kind,
       body: text,
       occurredAt,
+      ...(kind === "call" && picked ? { outcome: picked.value } : {}),
     };
     // A new UUID for the form, so no two entries ever share one (even from a saved copy).
     form.elements.uuid.value = uuid();
     form.elements.body.value = "";
+    if (picked) picked.checked = false;
     if (form.elements.when) form.elements.when.value = "now";
     try {
       await O.add(entry);
@@ -82,5 +86,45 @@
     else say(form, later, "info");
   }
 
-  self.LogForm = Object.freeze({ queue });
+  // A follow-up chip: the task goes through the outbox too, once per chip form (its
+  // key), and the chips say what became of it.
+  async function followUp(form, button, { userId, sync }) {
+    const preset = button && button.value;
+    const label = button ? button.textContent.trim() : "";
+    const entry = {
+      uuid: form.elements.uuid.value,
+      userId,
+      contactId: Number(form.elements.contact_id.value),
+      contactName: ($("form.log[data-contact-name]") || { dataset: {} }).dataset.contactName || "",
+      kind: "follow-up",
+      label: "Follow-up",
+      preset,
+      activityKind: form.elements.kind.value,
+      timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone || "",
+      occurredAt: new Date().toISOString(),
+    };
+    const note = $(".follow-up-status", form) || form.appendChild(h("p", { className: "follow-up-status", role: "status" }));
+    try {
+      await O.add(entry);
+    } catch {
+      note.className = "follow-up-status flash flash-error";
+      note.textContent = "This phone could not keep the follow-up: try again.";
+      return;
+    }
+    form.elements.uuid.value = uuid(); // another chip makes another task
+    note.className = "follow-up-status flash flash-info";
+    note.textContent = `Follow-up (${label.toLowerCase()}) saved on this phone; it will be sent when there is signal.`;
+    if (!online()) return self.Sync.background();
+    await sync();
+    const left = (await O.entries()).find((e) => e.uuid === entry.uuid);
+    if (!left) {
+      note.className = "follow-up-status flash flash-success";
+      note.textContent = `Follow-up task added (${label.toLowerCase()}).`;
+    } else if (left.state === "failed") {
+      note.className = "follow-up-status flash flash-error";
+      note.textContent = `Follow-up not sent: ${left.error}`;
+    }
+  }
+
+  self.LogForm = Object.freeze({ queue, followUp });
 })();

@@ -125,13 +125,18 @@
           let r;
           let data;
           try {
-            // A task ticked done is its own kind of entry; everything else is an activity.
+            // A task ticked done and a follow-up task are their own kinds of entry;
+            // everything else is an activity.
             const tick = e.kind === "task-done";
-            r = await request(tick ? "/api/tasks/done" : "/api/activities", {
+            const task = e.kind === "follow-up";
+            r = await request(tick ? "/api/tasks/done" : task ? "/api/tasks/follow-up" : "/api/activities", {
               method: "POST",
               headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-              body: JSON.stringify(tick ? { uuid: e.uuid, task_id: e.taskId, done_at: e.occurredAt } : {
+              body: JSON.stringify(tick ? { uuid: e.uuid, task_id: e.taskId, done_at: e.occurredAt } : task ? {
+                uuid: e.uuid, contact_id: e.contactId, preset: e.preset, time_zone: e.timeZone, kind: e.activityKind,
+              } : {
                 uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt,
+                ...(e.outcome ? { outcome: e.outcome } : {}),
                 // A check-in: where the phone was at the tap.
                 ...(e.latitude != null ? { latitude: e.latitude, longitude: e.longitude, accuracy_m: e.accuracy } : {}),
               }),
@@ -160,7 +165,8 @@
       await setMeta("sync", problem ? { problem, detail, at: now } : { problem: null, detail: "", at: now, ...ok });
       changed();
       // Within the batch, so nothing of it is still on its way when quiet() returns.
-      const urls = sent.map((e) => (e.kind === "task-done" ? TASK_PAGES : [`/contacts/${e.contactId}`])).flat();
+      const urls = sent.map((e) => (e.kind === "task-done" ? TASK_PAGES
+        : e.kind === "follow-up" ? [...TASK_PAGES, `/contacts/${e.contactId}`] : [`/contacts/${e.contactId}`])).flat();
       if (sent.length) await refresh([...new Set(urls)]).catch(() => {});
       return { sent: sent.length, problem };
     };

@@ -102,7 +102,7 @@
     if (!form) return;
     const id = Number(form.dataset.contactId);
     const pending = (await O.entries())
-      .filter((e) => e.contactId === id && (!userId || e.userId === userId))
+      .filter((e) => e.contactId === id && e.kind !== "follow-up" && (!userId || e.userId === userId))
       .sort((a, b) => (a.occurredAt < b.occurredAt ? -1 : 1));
     const left = new Set(pending.map((e) => e.uuid));
     // Shown as waiting and gone from the outbox: the server took it.

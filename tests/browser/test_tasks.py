@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.browser.conftest import controlled, open_place, sign_in
 from tests.browser.test_offline import ALL_SENT, app_errors, outbox, status
 from webapp.extensions import db
-from webapp.models import Task
+from webapp.models import Activity, Task
 from webapp.services import notifications
 
 
@@ -39,7 +39,7 @@ def test_a_follow_up_from_a_logged_call_shows_on_today_and_is_ticked_done_offlin
     chips = page.locator("#follow-up")
     expect(chips).to_be_visible()
     chips.get_by_role("button", name="Tomorrow").tap()
-    expect(page.locator("#follow-up")).to_contain_text("Follow-up: Follow up with Alice Hartley")
+    expect(page.locator("#follow-up")).to_contain_text("Follow-up task added (tomorrow).")
     assert [t[:2] for t in _tasks(live_server)] == [("Follow up with Alice Hartley", "todo")]
 
     open_place(page, "Today")
@@ -71,6 +71,51 @@ def test_a_follow_up_from_a_logged_call_shows_on_today_and_is_ticked_done_offlin
     assert _tasks(live_server) == [(title, "done", done_at)]
     page.reload()
     expect(page.locator("#g-coming").locator("xpath=..")).not_to_contain_text("Alice Hartley")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert app_errors(page) == []
+
+
+def test_a_call_with_its_outcome_and_its_follow_up_wait_offline_and_are_stored_once(
+    page, live_server
+):
+    rep = live_server.add_user("rep", name="Rita Rep")
+    contact_id = live_server.add_contact(rep, name="Alice Hartley", phone="+44 20 7946 0018")
+    sign_in(page, live_server, rep.email)
+    controlled(page)
+    page.goto(f"{live_server.url}/contacts/{contact_id}")
+    page.context.set_offline(True)
+    timeline = page.locator("#timeline")
+    timeline.get_by_text("No answer").tap()
+    timeline.get_by_role("button", name="Call", exact=True).tap()
+    expect(page.locator(".log-status")).to_contain_text("saved on this phone")
+    page.locator("#follow-up").get_by_role("button", name="In 3 days").tap()
+    expect(page.locator(".follow-up-status")).to_contain_text(
+        "Follow-up (in 3 days) saved on this phone"
+    )
+    expect(status(page)).to_contain_text("Offline · 2 entries waiting to send")
+    # Only the call waits on the timeline; the follow-up is a task, not an entry.
+    expect(page.locator("#timeline-entries li[data-pending]")).to_have_count(1)
+    assert _tasks(live_server) == []
+    waiting = outbox(page)
+    assert sorted(e["kind"] for e in waiting) == ["call", "follow-up"]
+
+    page.context.set_offline(False)
+    expect(status(page)).to_have_text(ALL_SENT, timeout=30_000)
+    ((title, state, _),) = _tasks(live_server)
+    assert (title, state) == ("Follow up with Alice Hartley", "todo")
+    with live_server.app.app_context():
+        (call,) = db.session.scalars(select(Activity)).all()
+        assert (call.kind, call.outcome) == ("call", "no_answer")
+    # Both sent again (a replay, as after a lost answer): still one call and one task.
+    for entry in waiting:
+        page.evaluate("(e) => Offline.add(e)", entry)
+    page.evaluate("Offline.flush()")
+    assert outbox(page) == []
+    assert len(_tasks(live_server)) == 1
+    with live_server.app.app_context():
+        assert len(db.session.scalars(select(Activity)).all()) == 1
+    page.reload()
+    expect(page.locator("#timeline")).to_contain_text("No answer")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert app_errors(page) == []
 

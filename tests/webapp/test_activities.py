@@ -35,6 +35,26 @@ def test_log_a_call_in_one_tap_and_see_it_first(app, client, login, make_user, m
         assert [(a.kind, a.author_id, a.contact_id) for a in stored] == [("call", rep.id, c.id)]
 
 
+def test_a_call_logged_with_its_outcome_keeps_it_and_other_kinds_ignore_it(
+    app, client, login, make_user, make_contact
+):
+    rep = make_user("rep")
+    c = make_contact(rep, name="Kay")
+    login(rep)
+    page = client.get(f"/contacts/{c.id}").get_data(as_text=True)
+    assert 'name="outcome" value="no_answer"' in page
+    for kind in ("call", "visit"):
+        data = {"kind": kind, "outcome": "no_answer", "uuid": str(uuid.uuid4())}
+        assert client.post(f"/contacts/{c.id}/activities", data=data).status_code == 303
+    bad = {"kind": "call", "outcome": "shouted", "uuid": str(uuid.uuid4())}
+    r = client.post(f"/contacts/{c.id}/activities", data=bad)
+    assert r.status_code == 422
+    with app.app_context():
+        stored = db.session.scalars(select(Activity).order_by(Activity.id)).all()
+        assert [(a.kind, a.outcome) for a in stored] == [("call", "no_answer"), ("visit", None)]
+    assert "No answer" in client.get(f"/contacts/{c.id}").get_data(as_text=True)
+
+
 def test_htmx_log_answers_with_the_timeline_and_a_fresh_form(
     client, login, make_user, make_contact
 ):

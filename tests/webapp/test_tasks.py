@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -419,3 +420,63 @@ def test_a_long_task_list_shows_each_group_a_page_at_a_time_in_a_fixed_number_of
         "/tasks?group=overdue&after=x",
     ):
         assert client.get(bad).status_code in (400, 404), bad
+
+
+def test_a_follow_up_from_the_outbox_makes_one_task_however_often_it_arrives(
+    app, client, login, make_user, make_contact
+):
+    rep = make_user("rep")
+    c = make_contact(rep, name="Grace Hopper")
+    login(rep)
+    chip = {
+        "uuid": str(uuid.uuid4()),
+        "contact_id": c.id,
+        "preset": "3days",
+        "time_zone": "Europe/London",
+        "kind": "visit",
+    }
+    first = client.post("/api/tasks/follow-up", json=chip)
+    assert first.status_code == 201 and first.get_json()["status"] == "stored"
+    again = client.post("/api/tasks/follow-up", json=chip)
+    assert again.status_code == 200 and again.get_json()["task_id"] == first.get_json()["task_id"]
+    (task,) = all_tasks(app)
+    assert task.title == "Follow up with Grace Hopper" and task.contact_id == c.id
+    assert task.time_zone == "Europe/London" and task.kind == "visit"
+    local = task.due_at.astimezone(ZoneInfo("Europe/London"))
+    assert (local.hour, local.minute) == (9, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"preset": "someday"}, 422, "preset"),
+        ({"contact_id": "7"}, 422, "contact_id"),
+        ({"contact_id": True}, 422, "contact_id"),
+        ({"contact_id": 2**40}, 422, "contact_id"),
+        ({"uuid": "not-a-uuid"}, 422, "uuid"),
+        ({"contact_id": 2**31 - 1}, 404, None),
+    ],
+)
+def test_a_bad_follow_up_is_refused_by_name_and_makes_nothing(
+    app, client, login, make_user, make_contact, body, status, field
+):
+    rep = make_user("rep")
+    c = make_contact(rep, name="Grace")
+    login(rep)
+    chip = {"uuid": str(uuid.uuid4()), "contact_id": c.id, "preset": "tomorrow", "time_zone": "UTC"}
+    answer = client.post("/api/tasks/follow-up", json={**chip, **body})
+    assert answer.status_code == status
+    if field:
+        assert field in answer.get_json()["errors"]
+    assert all_tasks(app) == []
+
+
+def test_support_cannot_make_follow_up_tasks_from_the_outbox(
+    app, client, login, make_user, make_contact
+):
+    c = make_contact(make_user("rep"), name="Grace")
+    login(make_user("support"))
+    chip = {"uuid": str(uuid.uuid4()), "contact_id": c.id, "preset": "tomorrow", "time_zone": "UTC"}
+    answer = client.post("/api/tasks/follow-up", json=chip)
+    assert answer.status_code == 403 and "may not add tasks" in answer.get_json()["error"]
+    assert all_tasks(app) == []

@@ -120,11 +120,20 @@ def show(contact_id: int):
 def log_activity(contact_id: int):
     """Log a call, visit, meeting, email or note; a resubmitted form is stored once."""
     contact = contacts.get_contact(db.session, current_user, contact_id)
-    form = form_data("kind", "body", "uuid", "when", "at", "tz")
+    form = form_data("kind", "body", "uuid", "when", "at", "tz", "outcome")
+    # The outcome chips say how a call went; for anything else they mean nothing.
+    outcome = form["outcome"] if form["kind"] == "call" else None
     try:
         when = activities.parse_when(form["when"], form["at"], form["tz"])
         activity, created = activities.log_activity(
-            db.session, current_user, contact, form["kind"], form["body"], form["uuid"], when
+            db.session,
+            current_user,
+            contact,
+            form["kind"],
+            form["body"],
+            form["uuid"],
+            when,
+            outcome=outcome or None,
         )
     except ValidationError as exc:
         ctx = _show_context(contact, form=form)

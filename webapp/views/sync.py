@@ -21,6 +21,7 @@ MAX_BODY = 64_000
 GONE = "This contact was deleted while the entry waited, so it was not stored."
 TASK_GONE = "This task is no longer yours to tick, or was deleted, so it was not stored."
 FORBIDDEN = "You may no longer log entries on this contact, so it was not stored."
+TASK_FORBIDDEN = "You may not add tasks for this contact, so the follow-up was not stored."
 
 
 @bp.before_request
@@ -97,6 +98,44 @@ def task_done():
     return jsonify(
         uuid=key, status="stored", task_id=task.id, done_at=task.done_at.isoformat()
     ), 200
+
+
+@bp.post("/tasks/follow-up")
+def follow_up():
+    """A follow-up chip tapped on the phone (the outbox's follow-up entry: uuid,
+    contact_id, preset, time_zone, kind): 201 made, 200 a replay with the task it made,
+    422 invalid, 404 the contact gone, 403 not allowed."""
+    data = json_body(MAX_BODY)
+    if not isinstance(data, dict):
+        return jsonify(error="Send the entry as a JSON object."), 400
+    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
+    contact_id = data.get("contact_id")
+    is_id = isinstance(contact_id, int) and not isinstance(contact_id, bool)
+    if not is_id or not 0 < contact_id < 2**31:
+        return jsonify(uuid=key, errors={"contact_id": "Say which contact."}), 422
+    try:
+        task, created = tasks.follow_up(
+            db.session,
+            current_user,
+            contact_id,
+            data.get("preset"),
+            key,
+            data.get("time_zone") if isinstance(data.get("time_zone"), str) else None,
+            data.get("kind"),
+        )
+        db.session.commit()
+    except ValidationError as exc:
+        db.session.rollback()
+        return jsonify(uuid=key, errors=exc.errors), 422
+    except NotFoundError:
+        db.session.rollback()
+        return jsonify(uuid=key, error=GONE), 404
+    except PermissionDenied:
+        db.session.rollback()
+        return jsonify(uuid=key, error=TASK_FORBIDDEN), 403
+    return jsonify(uuid=key, status="stored", task_id=task.id, due_at=task.due_at.isoformat()), (
+        201 if created else 200
+    )
 
 
 @bp.get("/offline/contacts")
