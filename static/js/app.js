@@ -38,11 +38,14 @@
     const form = evt.target;
     const logForm = form.matches("form.log[data-contact-id]");
     const followUp = form.matches("form#follow-up");
+    // With signal a check-out posts as it is (the page shows the visit's duration).
+    const checkOut = !online() && form.matches("form.check-out[data-visit-uuid]");
     // signout.js is the account page's own (data-script): until it is there, a sign-out
     // posts as it is (the service worker still forgets the saved pages).
     const signOutForm = Boolean(self.SignOut) && SIGN_OUT.includes(new URL(form.action, location.href).pathname);
-    const offlinePost = !logForm && !followUp && !online() && form.method === "post";
-    if (!enabled || !(logForm || followUp || signOutForm || offlinePost)) return;
+    const outboxForm = logForm || followUp || checkOut;
+    const offlinePost = !outboxForm && !online() && form.method === "post";
+    if (!enabled || !(outboxForm || signOutForm || offlinePost)) return;
     // Capture phase: htmx never sees it, and the browser does not post the form.
     evt.preventDefault();
     evt.stopPropagation();
@@ -54,6 +57,8 @@
       self.SignOut.signOut(form, { userId, sender });
     } else if (followUp) {
       self.LogForm.followUp(form, evt.submitter, { userId, sync });
+    } else if (checkOut) {
+      self.LogForm.checkOut(form.dataset.visitUuid, userId, form);
     } else {
       self.LogForm.queue(form, evt.submitter, { userId, sync, timeline: renderTimeline });
     }

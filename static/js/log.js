@@ -126,5 +126,29 @@
     }
   }
 
-  self.LogForm = Object.freeze({ queue, followUp });
+  // Check out of the visit `visitUuid` (stored, or still waiting in the outbox: the
+  // outbox sends in order, so the visit goes first); `form`, if given, says it is done.
+  async function checkOut(visitUuid, userId, form) {
+    const log = $("form.log[data-contact-id]");
+    const entry = {
+      uuid: uuid(),
+      userId,
+      contactId: log ? Number(log.dataset.contactId) : null,
+      contactName: log ? log.dataset.contactName : "",
+      kind: "check-out",
+      label: "Check-out",
+      visitUuid,
+      occurredAt: new Date().toISOString(),
+    };
+    try {
+      await O.add(entry);
+    } catch {
+      if (form) form.append(h("p", { className: "error", textContent: "This phone could not keep the check-out: try again." }));
+      return;
+    }
+    if (form) form.replaceWith(h("p", { className: "check-out-status", role: "status", textContent: "Checked out on this phone; it will be sent when there is signal." }));
+    document.dispatchEvent(new CustomEvent("fieldcrm:queued"));
+  }
+
+  self.LogForm = Object.freeze({ queue, followUp, checkOut });
 })();

@@ -125,16 +125,19 @@
           let r;
           let data;
           try {
-            // A task ticked done and a follow-up task are their own kinds of entry;
-            // everything else is an activity.
+            // A task ticked done, a follow-up task and a check-out are their own kinds
+            // of entry; everything else is an activity.
             const tick = e.kind === "task-done";
             const task = e.kind === "follow-up";
-            r = await request(tick ? "/api/tasks/done" : task ? "/api/tasks/follow-up" : "/api/activities", {
+            const out = e.kind === "check-out";
+            const path = tick ? "/api/tasks/done" : task ? "/api/tasks/follow-up"
+              : out ? "/api/activities/check-out" : "/api/activities";
+            r = await request(path, {
               method: "POST",
               headers: { "Content-Type": "application/json", "X-CSRFToken": token },
               body: JSON.stringify(tick ? { uuid: e.uuid, task_id: e.taskId, done_at: e.occurredAt } : task ? {
                 uuid: e.uuid, contact_id: e.contactId, preset: e.preset, time_zone: e.timeZone, kind: e.activityKind,
-              } : {
+              } : out ? { uuid: e.uuid, visit_uuid: e.visitUuid, ended_at: e.occurredAt } : {
                 uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt,
                 ...(e.outcome ? { outcome: e.outcome } : {}),
                 // A check-in: where the phone was at the tap.

@@ -82,7 +82,17 @@
         h("button", { type: "button", className: "small danger", textContent: "Discard", onclick: discard })));
   }
 
-  function entryRow(e) {
+  // A check-in still waiting to send can be checked out of at once, through the outbox.
+  function checkOutOf(e, out) {
+    if (e.kind !== "visit" || e.latitude == null) return null;
+    if (out.has(e.uuid)) return h("p", { className: "check-out-status", textContent: "Checked out · waiting to send" });
+    return h("button", {
+      type: "button", className: "small", textContent: "Check out",
+      onclick: async () => { await self.LogForm.checkOut(e.uuid, e.userId); await timeline(e.userId); },
+    });
+  }
+
+  function entryRow(e, out = new Set()) {
     const t = h("time", { dateTime: e.occurredAt, textContent: local.format(new Date(e.occurredAt)) });
     t.dataset.local = "";
     const li = h("li", { className: `entry entry-${e.kind} entry-${e.state}` },
@@ -90,7 +100,8 @@
         h("span", { className: "kind", textContent: KINDS[e.kind] || e.kind }), " ", t,
         e.author ? h("span", { className: "by", textContent: ` · ${e.author}` }) : null, " ",
         h("span", { className: "sync-tag", textContent: e.state === "failed" ? `Not sent: ${e.error}` : "Waiting to send" })),
-      e.body ? h("p", { className: "entry-body", textContent: e.body }) : null);
+      e.body ? h("p", { className: "entry-body", textContent: e.body }) : null,
+      checkOutOf(e, out));
     li.dataset.uuid = e.uuid;
     li.dataset.pending = "";
     return li;
@@ -101,8 +112,11 @@
     const form = $("form.log[data-contact-id]");
     if (!form) return;
     const id = Number(form.dataset.contactId);
-    const pending = (await O.entries())
-      .filter((e) => e.contactId === id && e.kind !== "follow-up" && (!userId || e.userId === userId))
+    const mine = (await O.entries()).filter((e) => e.contactId === id && (!userId || e.userId === userId));
+    // Follow-ups are tasks and check-outs end a visit: neither is a row of its own.
+    const out = new Set(mine.filter((e) => e.kind === "check-out").map((e) => e.visitUuid));
+    const pending = mine
+      .filter((e) => e.kind !== "follow-up" && e.kind !== "check-out")
       .sort((a, b) => (a.occurredAt < b.occurredAt ? -1 : 1));
     const left = new Set(pending.map((e) => e.uuid));
     // Shown as waiting and gone from the outbox: the server took it.
@@ -122,8 +136,8 @@
         if (empty) empty.replaceWith(list);
         else $("#timeline").append(list);
       }
-      if (shown) shown.replaceWith(entryRow(e));
-      else list.prepend(entryRow(e));
+      if (shown) shown.replaceWith(entryRow(e, out));
+      else list.prepend(entryRow(e, out));
     }
   }
 

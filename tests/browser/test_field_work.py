@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from tests.browser.conftest import LiveServer, controlled, open_place, sign_in
-from tests.browser.test_offline import eventually
+from tests.browser.test_offline import app_errors, eventually, outbox
 from webapp.extensions import db
 from webapp.models import Activity, Contact
 from webapp.models.base import utcnow
@@ -144,6 +144,51 @@ def test_check_in_with_no_signal_goes_through_the_outbox_with_its_position(live_
     )
     expect(page.locator("#timeline-entries > li.entry-visit[data-pending]")).to_have_count(0)
     assert len(stored()) == 1
+
+
+def test_check_in_and_out_with_no_signal_stores_the_visit_with_its_duration(live_server, new_page):
+    rep = live_server.add_user("rep", name="Rita Rep")
+    contact_id = live_server.add_contact(rep, name="Basement Bar")
+    page = _geo_page(new_page)
+    sign_in(page, live_server, rep.email, rep.password)
+    page.goto(f"{live_server.url}/contacts/{contact_id}")
+    controlled(page)
+    page.context.set_offline(True)
+    page.get_by_role("button", name="Check in here").tap()
+    visit = page.locator("#timeline-entries > li.entry-visit[data-pending]")
+    expect(visit).to_have_count(1)
+    # The visit is still on the phone; it can be checked out of all the same.
+    visit.get_by_role("button", name="Check out").tap()
+    expect(visit).to_contain_text("Checked out · waiting to send")
+    assert sorted(e["kind"] for e in outbox(page)) == ["check-out", "visit"]
+
+    page.context.set_offline(False)
+
+    def ended():
+        with live_server.app.app_context():
+            rows = db.session.scalars(select(Activity)).all()
+            return rows if rows and rows[0].ended_at is not None else None
+
+    [row] = eventually(ended, what="the visit stored and checked out")
+    assert row.kind == "visit" and row.latitude == 53.7997
+    assert row.occurred_at <= row.ended_at <= utcnow()
+    expect(page.locator("#sync-status")).to_contain_text("nothing waiting to send")
+    # Checked out offline from the stored visit's own row too: a second visit.
+    page.reload()
+    page.get_by_role("button", name="Check in here").tap()
+    expect(page.locator("#check-in")).to_contain_text("Checked in since", timeout=15_000)
+    page.context.set_offline(True)
+    page.locator("#check-in").get_by_role("button", name="Check out").tap()
+    expect(page.locator(".check-out-status")).to_contain_text("Checked out on this phone")
+    page.context.set_offline(False)
+
+    def both_ended():
+        with live_server.app.app_context():
+            rows = db.session.scalars(select(Activity)).all()
+            return rows if len(rows) == 2 and all(r.ended_at for r in rows) else None
+
+    eventually(both_ended, what="the second visit checked out")
+    assert app_errors(page) == []
 
 
 def test_log_a_call_set_its_outcome_edit_delete_and_undo(live_server, page):

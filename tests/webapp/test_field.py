@@ -336,13 +336,15 @@ def test_a_logged_call_gets_its_outcome_in_one_more_tap(
     _log(client, c.id, "call")
     [call] = _activities(app, c.id)
     page = client.get(f"/contacts/{c.id}").get_data(as_text=True)
-    assert 'name="outcome" value="voicemail"' in page
+    # The row's own chips (buttons; the log form's are radios for the next entry).
+    chip = 'type="submit" name="outcome" value="voicemail"'
+    assert chip in page
     r = client.post(f"/activities/{call.id}/outcome", data={"outcome": "voicemail"})
     assert r.status_code == 303
     assert _activities(app, c.id)[0].outcome == "voicemail"
     page = client.get(f"/contacts/{c.id}").get_data(as_text=True)
     assert "Left a voicemail" in page
-    assert 'name="outcome" value="voicemail"' not in page
+    assert chip not in page
     assert client.post(f"/activities/{call.id}/outcome", data={"outcome": "x"}).status_code == 422
     _log(client, c.id, "note", body="A note")
     note = _activities(app, c.id)[1]

@@ -351,3 +351,65 @@ def test_the_service_worker_never_answers_the_api_from_its_cache(client):
     sw = client.get("/sw.js").get_data(as_text=True)
     assert 'if (url.pathname.startsWith("/api/")) return;' in sw
     assert '"/static/js/offline.js"' in sw and 'importScripts("/static/js/offline.js")' in sw
+
+
+def test_a_check_out_from_the_outbox_ends_the_visit_once_at_the_phones_time(
+    app, client, login, make_user, make_contact
+):
+    rep = make_user("rep")
+    c = make_contact(rep, name="Depot")
+    login(rep)
+    visit = entry(c.id, occurred_at=(utcnow() - timedelta(hours=2)).isoformat())
+    assert client.post("/api/activities", json=visit).status_code == 201
+    at = (utcnow() - timedelta(minutes=50)).replace(microsecond=0)
+    out = {"uuid": str(uuid.uuid4()), "visit_uuid": visit["uuid"], "ended_at": at.isoformat()}
+    first = client.post("/api/activities/check-out", json=out)
+    assert first.status_code == 200 and first.get_json()["status"] == "stored"
+    later = {**out, "uuid": str(uuid.uuid4()), "ended_at": utcnow().isoformat()}
+    assert client.post("/api/activities/check-out", json=later).status_code == 200
+    (row,) = stored(app)
+    assert row.ended_at == at
+    assert "1 h 10 min" in client.get(f"/contacts/{c.id}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"visit_uuid": "nope"}, 422, "visit_uuid"),
+        ({"ended_at": "soon"}, 422, "ended_at"),
+        ({"ended_at": "2099-01-01T00:00:00+00:00"}, 422, "ended_at"),
+        ({"uuid": 7}, 422, "uuid"),
+        ({"visit_uuid": str(uuid.uuid4())}, 404, None),
+    ],
+)
+def test_a_bad_check_out_is_refused_by_name_and_changes_nothing(
+    app, client, login, make_user, make_contact, change, status, field
+):
+    rep = make_user("rep")
+    c = make_contact(rep, name="Depot")
+    login(rep)
+    visit = entry(c.id)
+    client.post("/api/activities", json=visit)
+    out = {"uuid": str(uuid.uuid4()), "visit_uuid": visit["uuid"], "ended_at": utcnow().isoformat()}
+    answer = client.post("/api/activities/check-out", json={**out, **change})
+    assert answer.status_code == status
+    if field:
+        assert field in answer.get_json()["errors"]
+    assert stored(app)[0].ended_at is None
+
+
+def test_only_the_author_checks_out_from_the_outbox_and_only_of_a_visit(
+    app, client, login, make_user, make_contact
+):
+    rep, other = make_user("rep"), make_user("rep")
+    c = make_contact(rep, name="Depot")
+    login(rep)
+    visit, call = entry(c.id), entry(c.id, kind="call")
+    client.post("/api/activities", json=visit)
+    client.post("/api/activities", json=call)
+    out = {"uuid": str(uuid.uuid4()), "visit_uuid": call["uuid"], "ended_at": utcnow().isoformat()}
+    assert client.post("/api/activities/check-out", json=out).status_code == 422
+    login(other)
+    theirs = {**out, "visit_uuid": visit["uuid"]}
+    assert client.post("/api/activities/check-out", json=theirs).status_code == 404
+    assert [a.ended_at for a in stored(app)] == [None, None]

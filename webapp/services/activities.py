@@ -314,19 +314,52 @@ def open_visit(session: Session, user: User, contact: Contact) -> Activity | Non
     return session.scalar(stmt)
 
 
-def check_out(session: Session, user: User, activity: Activity) -> bool:
-    """End a visit now; False when it had ended already (a second tap changes nothing).
+def check_out(session: Session, user: User, activity: Activity, at: datetime | None = None) -> bool:
+    """End a visit now (or at `at`, the tap on a phone with no signal); False when it had
+    ended already (a second tap, or a replay, changes nothing).
 
-    :raise PermissionDenied: not the user's to change. :raise ValidationError: not a visit.
+    :raise PermissionDenied: not the user's to change. :raise ValidationError: not a visit,
+        or `at` in the future or too long ago.
     """
     require(user, "activity.edit", activity)
     if activity.kind != "visit":
         raise ValidationError({"kind": "Only a visit is checked out of."})
     if activity.ended_at is not None:
         return False
+    if at is not None and (problem := _time_problem(at, utcnow())):
+        raise ValidationError({"ended_at": problem})
     # A phone's clock ahead of the server's may have stamped the check-in a little later.
-    activity.ended_at = max(utcnow(), activity.occurred_at)
+    activity.ended_at = max(at or utcnow(), activity.occurred_at)
     return True
+
+
+def check_out_synced(session: Session, user: User, entry: dict[str, Any]) -> Activity:
+    """A check-out sent from a phone's outbox (uuid, visit_uuid: the visit's own UUID,
+    ended_at): the user's visit ended at that time, once (a replay keeps the first).
+
+    :raise ValidationError: bad UUIDs or time, not a visit. :raise NotFoundError: no such
+        visit of the user's (deleted, or never stored). :raise PermissionDenied:
+    """
+    _clean_uuid(entry.get("uuid"))
+    try:
+        visit_key = _clean_uuid(entry.get("visit_uuid"))
+    except ValidationError:
+        raise ValidationError({"visit_uuid": "Say which visit this check-out ends."}) from None
+    try:
+        ended_at = parse_time(entry.get("ended_at"))
+    except ValidationError as exc:
+        raise ValidationError({"ended_at": exc.errors["occurred_at"]}) from None
+    visit = session.scalar(
+        select(Activity).where(
+            Activity.uuid == visit_key,
+            Activity.author_id == user.id,
+            Activity.deleted_at.is_(None),
+        )
+    )
+    if visit is None:
+        raise NotFoundError("That visit is not stored, or was deleted.")
+    check_out(session, user, visit, ended_at)
+    return visit
 
 
 def set_outcome(session: Session, user: User, activity: Activity, outcome: object) -> None:

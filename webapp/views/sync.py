@@ -21,6 +21,7 @@ MAX_BODY = 64_000
 GONE = "This contact was deleted while the entry waited, so it was not stored."
 TASK_GONE = "This task is no longer yours to tick, or was deleted, so it was not stored."
 FORBIDDEN = "You may no longer log entries on this contact, so it was not stored."
+VISIT_GONE = "That visit was deleted, or is not yours, so the check-out was not stored."
 TASK_FORBIDDEN = "You may not add tasks for this contact, so the follow-up was not stored."
 
 
@@ -97,6 +98,29 @@ def task_done():
         return jsonify(uuid=key, error=TASK_GONE), 404
     return jsonify(
         uuid=key, status="stored", task_id=task.id, done_at=task.done_at.isoformat()
+    ), 200
+
+
+@bp.post("/activities/check-out")
+def check_out():
+    """A check-out tapped on the phone (the outbox's check-out entry: uuid, visit_uuid,
+    ended_at): 200 with the visit's end however often it arrives (a replay keeps the
+    first), 422 invalid, 404 the visit not stored or deleted, 403 not the user's."""
+    data = json_body(MAX_BODY)
+    if not isinstance(data, dict):
+        return jsonify(error="Send the entry as a JSON object."), 400
+    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
+    try:
+        visit = activities.check_out_synced(db.session, current_user, data)
+        db.session.commit()
+    except ValidationError as exc:
+        db.session.rollback()
+        return jsonify(uuid=key, errors=exc.errors), 422
+    except (NotFoundError, PermissionDenied):
+        db.session.rollback()
+        return jsonify(uuid=key, error=VISIT_GONE), 404
+    return jsonify(
+        uuid=key, status="stored", activity_id=visit.id, ended_at=visit.ended_at.isoformat()
     ), 200
 
 
