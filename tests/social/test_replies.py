@@ -13,7 +13,7 @@ import pytest
 import requests
 from mastodon_mock.testing.server import MockServer
 
-from social import bluesky, mastodon, net, replies, x
+from social import bluesky_reply, mastodon, net, replies, x
 from social.replies import Target
 from tests.social.fake_replies import (
     OUR_ID,
@@ -440,7 +440,7 @@ def test_bluesky_reply_refs_facet_and_langs():
     assert feature == {"$type": "app.bsky.richtext.facet#mention", "did": mention.author_id}
     assert value["langs"] == ["en"]  # the post's own languages (post_view's record says en)
     rkey = record["uri"].rsplit("/", 1)[-1]
-    assert rkey == bluesky.reply_rkey("reply-1", mention.external_id, BRAND[1])
+    assert rkey == bluesky_reply.reply_rkey("reply-1", mention.external_id, BRAND[1])
     assert len(rkey) == 13 and rkey[0] in "234567abcdefghij"
     assert posted.external_id == record["uri"]
     assert posted.url == f"https://bsky.app/profile/{BRAND[0]}/post/{rkey}"
