@@ -400,7 +400,7 @@ def post(
     :raise ReplyError: NotAllowed, TooLong, RateLimited, Unavailable or Rejected.
     """
     # The connectors import this module's types, so they are imported when used.
-    from social import bluesky_reply, mastodon, x
+    from social import bluesky_reply, mastodon, x_reply
 
     if target.network not in REPLY_NETWORKS:
         raise NotAllowed(no_reply(target.network))
@@ -409,7 +409,7 @@ def post(
     if not text.strip():
         raise Rejected("The reply is empty.")
     if target.network == "x":
-        return x.reply(config, target, text, key=key)
+        return x_reply.reply(config, target, text, key=key)
     if target.network == "mastodon":
         return mastodon.reply(config, target, text, key=key, allow_private=allow_private)
     return bluesky_reply.reply(

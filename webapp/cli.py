@@ -196,6 +196,7 @@ def up(host: str, port: int, demo: bool) -> None:
 
 CONNECTORS = (
     "social.x",
+    "social.x_reply",
     "social.mastodon",
     "social.bluesky",
     "social.bluesky_reply",
