@@ -12,16 +12,13 @@ the cursor also keeps {"resume": {"page": <API cursor>, "seen": …, "newest": �
 the next poll carries on down from where this one stopped to the old stop point
 before it looks at the top again, so a burst bigger than one poll loses nothing.
 
-`reply` answers one post from the signed-in account (the same reused session): the
-parent and root as strong refs, the author named by a mention facet, and the record
-written under a record key made from the reply's key, so a retried attempt meets the
-record the first one wrote instead of posting twice.
+The sign-in, the saved sessions, the guarded client and the error wording are shared
+with social.bluesky_reply, where replying (posting an answer to one post) now lives.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -29,9 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from atproto_client import Client, models
-from atproto_client.client.session import Session
+from atproto_client import Client
 from atproto_client.exceptions import (
     BadRequestError,
     LoginRequiredError,
@@ -42,11 +37,10 @@ from atproto_client.exceptions import (
 )
 from atproto_client.models.common import XrpcError
 from atproto_client.request import Request
-from atproto_client.utils import TextBuilder
 from atproto_core.exceptions import AtProtocolError
 from pydantic import ValidationError
 
-from social import net, replies
+from social import net
 from social.matching import normalize_handle
 from social.mention import (
     FetchResult,
@@ -74,7 +68,7 @@ _SESSION_ERRORS = {"ExpiredToken", "InvalidToken", "AuthenticationRequired", "Au
 # poll would soon be refused, so a session is reused between polls. This default lives
 # as long as the process; a caller whose processes are short-lived passes a mapping
 # that outlives them.
-_SESSIONS: dict[str, str] = {}
+SESSIONS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -82,26 +76,6 @@ class _Item:
     uri: str
     indexed_at: datetime
     mention: Mention | None  # None for items we page past but do not keep (likes…)
-
-
-def prepare() -> None:
-    """Build atproto's models of what posting a reply sends and reads, in a process
-    about to fork work-horses: each would otherwise build them again (pydantic completes
-    a model on its first use), which costs a reply more than its own requests."""
-    for model in (
-        models.ComAtprotoServerCreateSession.Response,
-        models.AppBskyFeedGetPosts.Response,
-        models.AppBskyFeedDefs.PostView,
-        models.AppBskyFeedPost.Record,
-        models.AppBskyFeedPost.ReplyRef,
-        models.AppBskyRichtextFacet.Main,
-        models.ComAtprotoRepoStrongRef.Main,
-        models.ComAtprotoRepoCreateRecord.Data,
-        models.ComAtprotoRepoCreateRecord.Response,
-        models.ComAtprotoRepoGetRecord.Response,
-        models.ComAtprotoRepoListRecords.Response,
-    ):
-        model.model_rebuild()
 
 
 def fetch(
@@ -122,7 +96,7 @@ def fetch(
     :raise RateLimited: when Bluesky asks us to wait.
     :raise SourceError: saying in words what went wrong.
     """
-    service = _service(config, allow_private)
+    service = service_url(config, allow_private)
     mode = config.get("mode", "notifications")
     if mode not in ("notifications", "search"):
         raise SourceError(f"Unknown Bluesky mode {mode!r}: use notifications or search.")
@@ -130,17 +104,17 @@ def fetch(
     if mode == "search" and not query:
         raise SourceError("Set the search query for this Bluesky source.")
     state = _load_cursor(cursor)
-    credentials = _credentials(config, required=mode == "notifications")
-    sessions = _SESSIONS if sessions is None else sessions
+    credentials = credentials_of(config, required=mode == "notifications")
+    sessions = SESSIONS if sessions is None else sessions
     key = f"{service}|{credentials[0]}" if credentials else ""
     host = urlsplit(service).netloc
 
     for attempt in (1, 2):
-        active = client or _client(service, allow_private)
+        active = client or guarded_client(service, allow_private)
         reused = False
         try:
             if credentials and client is None:
-                reused = _sign_in(active, credentials, sessions.get(key))
+                reused = sign_in(active, credentials, sessions.get(key))
             if mode == "notifications":
                 page = _notifications_page(active)
             else:
@@ -149,11 +123,11 @@ def fetch(
             if credentials and client is None:
                 sessions[key] = active.export_session_string()
         except AtProtocolError as exc:
-            if reused and attempt == 1 and _session_expired(exc):
+            if reused and attempt == 1 and session_expired(exc):
                 # A stale saved session: forget it and sign in afresh, once.
                 sessions.pop(key, None)
                 continue
-            raise _translate(exc, host, signed_in=bool(credentials)) from None
+            raise source_error(exc, host, signed_in=bool(credentials)) from None
         except ValidationError:
             raise SourceError(f"{host} sent a reply that is not valid Bluesky JSON.") from None
         finally:
@@ -164,7 +138,7 @@ def fetch(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _client(service: str, allow_private: bool) -> Client:
+def guarded_client(service: str, allow_private: bool) -> Client:
     """An atproto client for service whose requests all go through the outbound guard."""
     guard = net.Guard("a Bluesky source", allow_private=allow_private, timeout=REQUEST_TIMEOUT)
     # atproto's Request hands its keyword arguments to the httpx.Client it builds.
@@ -174,7 +148,7 @@ def _client(service: str, allow_private: bool) -> Client:
     return Client(base_url=service, request=request)
 
 
-def _service(config: dict[str, Any], allow_private: bool) -> str:
+def service_url(config: dict[str, Any], allow_private: bool) -> str:
     """The service's base URL. :raise SourceError: when it is not one to talk to."""
     raw = str(config.get("service") or DEFAULT_SERVICE).strip().rstrip("/")
     parts = urlsplit(raw)
@@ -185,7 +159,7 @@ def _service(config: dict[str, Any], allow_private: bool) -> str:
     return raw
 
 
-def _credentials(config: dict[str, Any], required: bool) -> tuple[str, str] | None:
+def credentials_of(config: dict[str, Any], required: bool) -> tuple[str, str] | None:
     """The handle and app password to sign in with, or None to read without an account."""
     handle = str(config.get("handle") or "").strip().lstrip("@").lower()
     password = str(config.get("password") or "")
@@ -201,7 +175,7 @@ def _credentials(config: dict[str, Any], required: bool) -> tuple[str, str] | No
     return None
 
 
-def _sign_in(client: Client, credentials: tuple[str, str], saved: str | None) -> bool:
+def sign_in(client: Client, credentials: tuple[str, str], saved: str | None) -> bool:
     """Sign in, reusing a saved session when there is one; say whether it was reused."""
     if saved:
         try:
@@ -213,7 +187,7 @@ def _sign_in(client: Client, credentials: tuple[str, str], saved: str | None) ->
     return False
 
 
-def _session_expired(exc: AtProtocolError) -> bool:
+def session_expired(exc: AtProtocolError) -> bool:
     if isinstance(exc, UnauthorizedError):
         return True
     content = exc.response.content if isinstance(exc, RequestErrorBase) and exc.response else None
@@ -340,7 +314,7 @@ def _is_post(record: Any) -> bool:
     )
 
 
-def _field(record: Any, name: str, json_name: str) -> Any:
+def record_field(record: Any, name: str, json_name: str) -> Any:
     if isinstance(record, dict):
         return record.get(json_name)
     return getattr(record, name, None)
@@ -360,9 +334,9 @@ def _mention(
         handle = did  # an unverified handle could be anyone's; the DID is the account
     with contextlib.suppress(ValueError):  # odd but real handles still get in
         handle = normalize_handle("bluesky", handle)
-    reply = _field(record, "reply", "reply")
-    parent = _field(reply, "parent", "parent") if reply else None
-    langs = _field(record, "langs", "langs") or []
+    reply = record_field(record, "reply", "reply")
+    parent = record_field(reply, "parent", "parent") if reply else None
+    langs = record_field(record, "langs", "langs") or []
     return Mention(
         network="bluesky",
         external_id=uri,
@@ -370,10 +344,10 @@ def _mention(
         author_name=author.display_name or handle,
         author_followers=fetched_followers(getattr(author, "followers_count", None)),
         author_id=did,
-        text=_field(record, "text", "text") or "",
+        text=record_field(record, "text", "text") or "",
         url=f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}",
-        created_at=_created(_field(record, "created_at", "createdAt"), indexed_at),
-        in_reply_to=_field(parent, "uri", "uri") if parent else None,
+        created_at=_created(record_field(record, "created_at", "createdAt"), indexed_at),
+        in_reply_to=record_field(parent, "uri", "uri") if parent else None,
         language=langs[0] if langs else None,
         extra={"reason": reason} if reason else {},
     )
@@ -394,7 +368,7 @@ def _time(value: Any) -> datetime:
     return parse_time(value)
 
 
-def _translate(exc: AtProtocolError, host: str, signed_in: bool) -> SourceError:
+def source_error(exc: AtProtocolError, host: str, signed_in: bool) -> SourceError:
     if isinstance(exc, RateLimitExceededError):
         now = datetime.now(UTC)
         retry_at = exc.reset_at
@@ -404,7 +378,7 @@ def _translate(exc: AtProtocolError, host: str, signed_in: bool) -> SourceError:
             f"{host} asks us to slow down; polling resumes later.",
             max(retry_at or now + DEFAULT_BACKOFF, now),
         )
-    detail = _detail(exc)
+    detail = error_detail(exc)
     if isinstance(exc, UnauthorizedError) and not signed_in:
         return SourceError(
             f"{host} wants an account for this{detail}: set a handle and app password, "
@@ -426,274 +400,9 @@ def _translate(exc: AtProtocolError, host: str, signed_in: bool) -> SourceError:
     return SourceError(f"{host} sent a reply we could not read.")
 
 
-def _detail(exc: AtProtocolError) -> str:
+def error_detail(exc: AtProtocolError) -> str:
     content = exc.response.content if isinstance(exc, RequestErrorBase) and exc.response else None
     if isinstance(content, XrpcError):
         message = f"{content.error}: {content.message}" if content.message else content.error
         return f" ({message[:200]})"
     return ""
-
-
-# Replies: answering one post from the signed-in account.
-
-POST = "app.bsky.feed.post"
-TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
-# A reply's record key is a TID made from its key: the time part, which nothing reads
-# back, is kept in the past (2023-01-01 plus up to 2^43 microseconds).
-_RKEY_EPOCH_US = 1_672_531_200 * 1_000_000
-MAX_LANGS = 3  # the lexicon's bound
-RECENT = 50  # our newest posts read for an earlier attempt, where record keys are refused
-_THREADGATE_RULES = {
-    "app.bsky.feed.threadgate#mentionRule": "people the author mentions",
-    "app.bsky.feed.threadgate#followingRule": "people the author follows",
-    "app.bsky.feed.threadgate#followerRule": "the author's followers",
-    "app.bsky.feed.threadgate#listRule": "people on the author's lists",
-}
-
-
-def reply(
-    config: dict[str, Any],
-    target: replies.Target,
-    text: str,
-    *,
-    key: str,
-    sessions: MutableMapping[str, str] | None = None,
-    allow_private: bool = False,
-) -> replies.Posted:
-    """Post text as a reply to the post target names, at most once per key.
-
-    The parent is read first (its cid, the thread's root, whether its author lets us
-    reply); the record is written under a record key made from key, so a retry after an
-    attempt whose answer was lost collides with the record already written, which is then
-    read back and returned. Signs in as fetch does, reusing the saved session.
-    :raise ReplyError: NotAllowed, TooLong, RateLimited, Unavailable or Rejected.
-    """
-    try:
-        service = _service(config, allow_private)
-        credentials = _credentials(config, required=True)
-    except SourceError as exc:
-        raise replies.Rejected(str(exc)) from None
-    assert credentials is not None
-    if not _is_post_uri(target.external_id):
-        raise replies.Rejected("This Bluesky mention has no post to reply to.")
-    sessions = _SESSIONS if sessions is None else sessions
-    session_key = f"{service}|{credentials[0]}"
-    host = urlsplit(service).netloc
-    for attempt in (1, 2):
-        client = _client(service, allow_private)
-        reused = False
-        try:
-            reused = _sign_in(client, credentials, sessions.get(session_key))
-            # Kept at once: a reply that fails after sign-in is retried without another.
-            sessions[session_key] = client.export_session_string()
-            session = Session.decode(sessions[session_key])
-            posted = _reply(client, session, config, target, text, key)
-            sessions[session_key] = client.export_session_string()  # refreshed, maybe
-            return posted
-        except AtProtocolError as exc:
-            if reused and attempt == 1 and _session_expired(exc):
-                sessions.pop(session_key, None)
-                continue
-            raise _reply_error(exc, host) from None
-        except ValidationError:
-            raise replies.Unavailable(
-                f"{host} sent a reply that is not valid Bluesky JSON."
-            ) from None
-        except httpx.TransportError:
-            # atproto passes on httpx's protocol errors (an answer cut off) as they are.
-            raise replies.Unavailable(
-                f"Could not reach {host}; the reply is tried again."
-            ) from None
-        except SourceError as exc:
-            raise replies.refused(exc) from None
-        finally:
-            client.request.close()
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _is_post_uri(uri: str) -> bool:
-    repo, _, rkey = uri.removeprefix("at://").partition(f"/{POST}/")
-    return uri.startswith("at://") and bool(repo) and bool(rkey) and "/" not in rkey
-
-
-def reply_rkey(key: str, parent_uri: str, did: str) -> str:
-    """The record key of one reply: a TID (the record key posts use) made from the reply's
-    key, the post answered and our account, the same at every attempt."""
-    seed = hashlib.sha256(f"{key}\n{parent_uri}\n{did}".encode()).digest()
-    bits = int.from_bytes(seed[:8], "big")
-    value = ((_RKEY_EPOCH_US + (bits >> 21)) << 10) | (bits & 0x3FF)
-    return "".join(TID_ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(13)))
-
-
-def _reply(
-    client: Client,
-    session: Session,
-    config: dict[str, Any],
-    target: replies.Target,
-    text: str,
-    key: str,
-) -> replies.Posted:
-    """reply, signed in."""
-    uri = target.external_id
-    found = client.get_posts([uri]).posts
-    if not found:
-        raise replies.Rejected("The post is gone: deleted, or its author blocks our account.")
-    parent = found[0]
-    if parent.viewer is not None and parent.viewer.reply_disabled:
-        raise replies.NotAllowed(_gated(parent))
-    parent_ref = models.ComAtprotoRepoStrongRef.Main(uri=parent.uri, cid=parent.cid)
-    thread = _field(parent.record, "reply", "reply")
-    root = _field(thread, "root", "root") if thread else None
-    root_ref = (
-        models.ComAtprotoRepoStrongRef.Main(
-            uri=_field(root, "uri", "uri"), cid=_field(root, "cid", "cid")
-        )
-        if root
-        else parent_ref
-    )
-    handle = parent.author.handle
-    named = handle if handle and handle != "handle.invalid" else None
-    posted = replies.compose("bluesky", text, target, handle=named) if named else text.strip()
-    if replies.graphemes(posted) > replies.BLUESKY_LIMIT:
-        raise replies.TooLong(f"Bluesky takes at most {replies.BLUESKY_LIMIT} characters.")
-    built = _with_mention(posted, named, parent.author.did)
-    rkey = reply_rkey(key, uri, session.did)
-    record = models.AppBskyFeedPost.Record(
-        created_at=client.get_current_time_iso(),
-        text=built.build_text(),
-        facets=built.build_facets() or None,
-        reply=models.AppBskyFeedPost.ReplyRef(parent=parent_ref, root=root_ref),
-        langs=_langs(config, parent.record, target),
-    )
-    url = _post_url(session, f"at://{session.did}/{POST}/{rkey}")
-    data = models.ComAtprotoRepoCreateRecord.Data(
-        repo=session.did, collection=POST, rkey=rkey, record=record
-    )
-    try:
-        created = client.com.atproto.repo.create_record(data)
-    except AtProtocolError as exc:
-        if _rkey_refused(exc):
-            return _reply_without_rkey(client, session, record, uri)
-        # A record already under our key (a PDS says so with a 500 today, or an explicit
-        # error): the first attempt went through, and its record is ours to return.
-        existing = _existing(client, session.did, rkey, uri) if _may_exist(exc) else None
-        if existing is None:
-            raise
-        return replies.Posted(external_id=existing, url=url)
-    return replies.Posted(external_id=created.uri, url=url)
-
-
-def _rkey_refused(exc: AtProtocolError) -> bool:
-    """Whether the PDS refuses a record key of our choosing for posts (the reference PDS
-    did for a while: "Custom rkeys for post records are not currently supported")."""
-    detail = _detail(exc).lower()
-    return isinstance(exc, BadRequestError) and "rkey" in detail and "support" in detail
-
-
-def _reply_without_rkey(
-    client: Client, session: Session, record: Any, parent_uri: str
-) -> replies.Posted:
-    """The reply on a PDS that picks its record keys: our recent posts are read first, and
-    a reply to the same post with the same text (an earlier attempt's) is returned."""
-    recent = client.com.atproto.repo.list_records(
-        models.ComAtprotoRepoListRecords.Params(repo=session.did, collection=POST, limit=RECENT)
-    )
-    for found in recent.records:
-        thread = _field(found.value, "reply", "reply")
-        parent = _field(thread, "parent", "parent") if thread else None
-        same_text = _field(found.value, "text", "text") == record.text
-        if parent and _field(parent, "uri", "uri") == parent_uri and same_text:
-            return replies.Posted(external_id=found.uri, url=_post_url(session, found.uri))
-    data = models.ComAtprotoRepoCreateRecord.Data(repo=session.did, collection=POST, record=record)
-    created = client.com.atproto.repo.create_record(data)
-    return replies.Posted(external_id=created.uri, url=_post_url(session, created.uri))
-
-
-def _post_url(session: Session, uri: str) -> str:
-    return f"https://bsky.app/profile/{session.handle}/post/{uri.rsplit('/', 1)[-1]}"
-
-
-def _with_mention(text: str, handle: str | None, did: str) -> TextBuilder:
-    """text with its first @handle as a mention facet, so the author is notified."""
-    builder = TextBuilder()
-    span = replies.find_mention("bluesky", text, handle) if handle else None
-    if span is None:
-        return builder.text(text)
-    start, end = span
-    return builder.text(text[:start]).mention(text[start:end], did).text(text[end:])
-
-
-def _langs(config: dict[str, Any], parent_record: Any, target: replies.Target) -> list[str]:
-    """Our reply's languages: the source's setting, else the post's, else English."""
-    chosen = config.get("langs")
-    if isinstance(chosen, str):
-        chosen = [chosen]
-    if not chosen:
-        chosen = _field(parent_record, "langs", "langs") or (
-            [target.language] if target.language else []
-        )
-    langs = [str(code) for code in chosen if isinstance(code, str) and 0 < len(code) <= 16]
-    return langs[:MAX_LANGS] or ["en"]
-
-
-def _gated(parent: Any) -> str:
-    """Why the author's reply settings keep us out, in words."""
-    rules = []
-    gate = getattr(parent, "threadgate", None)
-    allow = _field(getattr(gate, "record", None), "allow", "allow") if gate else None
-    for rule in allow or []:
-        kind = getattr(rule, "py_type", None) or (
-            rule.get("$type") if isinstance(rule, dict) else None
-        )
-        if kind in _THREADGATE_RULES:
-            rules.append(_THREADGATE_RULES[kind])
-    who = f" (only {', '.join(rules)} may reply)" if rules else ""
-    if allow is not None and not allow:
-        who = " (nobody may reply)"
-    return (
-        f"The author limits who can reply to this post{who}, and our account is not among "
-        "them: Bluesky would hide our reply. Open it on Bluesky to see the thread."
-    )
-
-
-def _may_exist(exc: AtProtocolError) -> bool:
-    """Whether a failed create may mean the record is already there."""
-    if isinstance(exc, RateLimitExceededError | UnauthorizedError):
-        return False
-    response = exc.response if isinstance(exc, RequestErrorBase) else None
-    return response is not None and (
-        response.status_code >= 500 or response.status_code in (400, 409)
-    )
-
-
-def _existing(client: Client, did: str, rkey: str, parent_uri: str) -> str | None:
-    """The uri of our record under rkey when it answers parent_uri, else None."""
-    try:
-        found = client.com.atproto.repo.get_record(
-            models.ComAtprotoRepoGetRecord.Params(repo=did, collection=POST, rkey=rkey)
-        )
-    except AtProtocolError:
-        return None
-    thread = _field(found.value, "reply", "reply")
-    parent = _field(thread, "parent", "parent") if thread else None
-    return found.uri if parent and _field(parent, "uri", "uri") == parent_uri else None
-
-
-def _reply_error(exc: AtProtocolError, host: str) -> replies.ReplyError:
-    """atproto's error while replying, as a ReplyError in words."""
-    translated = _translate(exc, host, signed_in=True)
-    if isinstance(translated, RateLimited):
-        return replies.RateLimited(
-            f"{host} asks us to slow down; the reply goes out later.", retry_at=translated.retry_at
-        )
-    response = exc.response if isinstance(exc, RequestErrorBase) else None
-    if response is None or response.status_code >= 500:
-        return replies.Unavailable(str(translated))
-    detail = _detail(exc).lower()
-    if "reply" in detail and any(w in detail for w in ("not allowed", "gate", "disabled")):
-        return replies.NotAllowed(
-            f"{host} does not let our account reply to this post{_detail(exc)}."
-        )
-    if "too long" in detail or "grapheme" in detail:
-        return replies.TooLong(f"{host} says the reply is too long{_detail(exc)}.")
-    return replies.Rejected(str(translated))

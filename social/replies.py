@@ -6,8 +6,9 @@ do about it and whether trying again can help; the check made before a reply is 
 (empty, too long by the network's own count, what X will refuse or charge for); the
 link to reply by hand; and post(), which hands a reply to the network's connector.
 
-The networks' own calls live with their connectors (social.x.reply, social.mastodon.reply,
-social.bluesky.reply), which read the same source config as fetch does. Posting needs
+The networks' own calls live with their connectors (social.x_reply.reply,
+social.mastodon.reply, social.bluesky_reply.reply), which read the same source config as
+fetch does. Posting needs
 more than reading on X and Mastodon; the keys are:
 
 - X: OAuth 1.0a user context, consumer_key, consumer_secret, access_token and
@@ -399,7 +400,7 @@ def post(
     :raise ReplyError: NotAllowed, TooLong, RateLimited, Unavailable or Rejected.
     """
     # The connectors import this module's types, so they are imported when used.
-    from social import bluesky, mastodon, x
+    from social import bluesky_reply, mastodon, x_reply
 
     if target.network not in REPLY_NETWORKS:
         raise NotAllowed(no_reply(target.network))
@@ -408,9 +409,9 @@ def post(
     if not text.strip():
         raise Rejected("The reply is empty.")
     if target.network == "x":
-        return x.reply(config, target, text, key=key)
+        return x_reply.reply(config, target, text, key=key)
     if target.network == "mastodon":
         return mastodon.reply(config, target, text, key=key, allow_private=allow_private)
-    return bluesky.reply(
+    return bluesky_reply.reply(
         config, target, text, key=key, allow_private=allow_private, sessions=sessions
     )

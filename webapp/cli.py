@@ -194,7 +194,15 @@ def up(host: str, port: int, demo: bool) -> None:
         click.echo("Stopped.")
 
 
-CONNECTORS = ("social.x", "social.mastodon", "social.bluesky", "social.rss", "social.replies")
+CONNECTORS = (
+    "social.x",
+    "social.x_reply",
+    "social.mastodon",
+    "social.bluesky",
+    "social.bluesky_reply",
+    "social.rss",
+    "social.replies",
+)
 
 
 @click.command("worker")
@@ -212,7 +220,7 @@ def worker(burst: bool, queues: tuple[str, ...]) -> None:
     # every reply (0.7 s each on the 2-core machine, more than the job's own work).
     for module in CONNECTORS:
         importlib.import_module(module)
-    from social.bluesky import prepare
+    from social.bluesky_reply import prepare
     from social.net import tls_context
 
     tls_context()  # the roots loaded once, for every work-horse to inherit

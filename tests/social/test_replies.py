@@ -13,7 +13,7 @@ import pytest
 import requests
 from mastodon_mock.testing.server import MockServer
 
-from social import bluesky, mastodon, net, replies, x
+from social import bluesky_reply, mastodon, net, replies, x_reply
 from social.replies import Target
 from tests.social.fake_replies import (
     OUR_ID,
@@ -183,7 +183,9 @@ def fake_x():
 
 def test_x_reply_in_reply_to_the_post(fake_x):
     fake, server, client = fake_x
-    posted = x.reply(X_CONFIG, target(), "So sorry & we'll fix it", key="reply-1", client=client)
+    posted = x_reply.reply(
+        X_CONFIG, target(), "So sorry & we'll fix it", key="reply-1", client=client
+    )
 
     [sent] = fake.posted
     assert sent["body"] == {
@@ -204,9 +206,9 @@ def test_x_retry_after_a_lost_answer_posts_nothing_new(fake_x):
     client.session.mount("https://api.twitter.com/", LoseAnswer(server.port))
 
     with pytest.raises(replies.Unavailable) as caught:
-        x.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
+        x_reply.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
     assert not caught.value.permanent
-    again = x.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
+    again = x_reply.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
 
     assert len(fake.posted) == 1
     assert again.external_id == fake.timeline[0]["id"]
@@ -214,17 +216,17 @@ def test_x_retry_after_a_lost_answer_posts_nothing_new(fake_x):
 
 def test_x_lookup_pages_through_our_posts_since(fake_x, monkeypatch):
     fake, server, client = fake_x
-    monkeypatch.setattr(x, "REPLY_LOOKUP", 10)
+    monkeypatch.setattr(x_reply, "REPLY_LOOKUP", 10)
     client.session.mount("https://api.twitter.com/", LoseAnswer(server.port))
     with pytest.raises(replies.Unavailable):
-        x.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
+        x_reply.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
     for n in range(15):  # we went on posting elsewhere
         other = str(1578516295611760000 + n)
         fake.timeline.insert(
             0, {"id": other, "text": f"other {n}", "edit_history_tweet_ids": [other]}
         )
 
-    again = x.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
+    again = x_reply.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
 
     assert len(fake.posted) == 1
     assert again.external_id == fake.timeline[-1]["id"]
@@ -234,9 +236,9 @@ def test_x_lookup_pages_through_our_posts_since(fake_x, monkeypatch):
 
 def test_x_duplicate_refusal_returns_the_reply_already_there(fake_x):
     fake, _server, client = fake_x
-    first = x.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
+    first = x_reply.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
     fake.hide_timeline = 1  # the next lookup misses it; X then refuses the duplicate
-    again = x.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
+    again = x_reply.reply(X_CONFIG, target(), "We are on it", key="reply-7", client=client)
     assert again == first
     assert len(fake.posted) == 2 and len(fake.timeline) == 1
 
@@ -248,7 +250,7 @@ def test_x_429_is_rate_limited_until_the_reset_without_sleeping(fake_x):
     fake.refuse = (429, {"x-rate-limit-reset": str(reset), "x-rate-limit-remaining": "0"}, body)
     started = time.monotonic()
     with pytest.raises(replies.RateLimited) as caught:
-        x.reply(X_CONFIG, target(), "hello", key="reply-1", client=client)
+        x_reply.reply(X_CONFIG, target(), "hello", key="reply-1", client=client)
     assert time.monotonic() - started < 5
     assert caught.value.retry_at == datetime.fromtimestamp(reset, UTC)
     assert not caught.value.permanent
@@ -259,7 +261,7 @@ def test_x_403_reply_restriction_is_not_allowed_in_words(fake_x):
     fake, _server, client = fake_x
     fake.refuse = (403, {}, RESTRICTED)
     with pytest.raises(replies.NotAllowed) as caught:
-        x.reply(X_CONFIG, target(), "hello", key="reply-1", client=client)
+        x_reply.reply(X_CONFIG, target(), "hello", key="reply-1", client=client)
     assert caught.value.permanent
     assert "did not mention or quote our account" in caught.value.reason
     assert "Open it on X" in caught.value.reason
@@ -274,7 +276,7 @@ def test_x_other_failures(fake_x, status, error, permanent):
     fake, _server, client = fake_x
     fake.refuse = (status, {}, {"title": "Service Unavailable", "detail": "try later"})
     with pytest.raises(error) as caught:
-        x.reply(X_CONFIG, target(), "hello", key="reply-1", client=client)
+        x_reply.reply(X_CONFIG, target(), "hello", key="reply-1", client=client)
     assert type(caught.value) is error and caught.value.permanent is permanent
 
 
@@ -287,7 +289,7 @@ def test_x_needs_the_account_credentials():
 def test_x_too_long_is_refused_before_sending(fake_x):
     fake, server, client = fake_x
     with pytest.raises(replies.TooLong):
-        x.reply(X_CONFIG, target(), "日" * 141, key="reply-1", client=client)
+        x_reply.reply(X_CONFIG, target(), "日" * 141, key="reply-1", client=client)
     assert fake.posted == [] and server.requests == []
 
 
@@ -440,7 +442,7 @@ def test_bluesky_reply_refs_facet_and_langs():
     assert feature == {"$type": "app.bsky.richtext.facet#mention", "did": mention.author_id}
     assert value["langs"] == ["en"]  # the post's own languages (post_view's record says en)
     rkey = record["uri"].rsplit("/", 1)[-1]
-    assert rkey == bluesky.reply_rkey("reply-1", mention.external_id, BRAND[1])
+    assert rkey == bluesky_reply.reply_rkey("reply-1", mention.external_id, BRAND[1])
     assert len(rkey) == 13 and rkey[0] in "234567abcdefghij"
     assert posted.external_id == record["uri"]
     assert posted.url == f"https://bsky.app/profile/{BRAND[0]}/post/{rkey}"

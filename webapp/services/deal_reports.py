@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from webapp.models import Activity, Deal, User
-from webapp.services import deals
+from webapp.services import board, deals
 from webapp.services.errors import PermissionDenied
 from webapp.services.permissions import can
 
@@ -24,7 +24,7 @@ def pipeline(session: Session, user: User) -> list[dict]:
     """Every open stage with its count, its total per currency and its weighted total
     per currency (amount times the stage's probability); a rep sees their own."""
     columns = deals.open_stages(session)
-    totals = deals.totals_by_stage(session, user, [s.id for s in columns], mine=False)
+    totals = board.totals_by_stage(session, user, [s.id for s in columns], mine=False)
     out = []
     for stage in columns:
         count, sums = totals.get(stage.id, (0, {}))

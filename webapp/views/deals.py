@@ -13,7 +13,7 @@ from webapp.extensions import db
 from webapp.htmx import render, wants_fragment
 from webapp.inputs import id_field
 from webapp.models.base import utcnow
-from webapp.services import contacts, deal_reports, deals
+from webapp.services import board, contacts, deal_reports, deals
 from webapp.services import stages as pipeline_stages
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
@@ -54,7 +54,7 @@ def index():
     phone, each card with a stage picker."""
     require(current_user, "deal.view")
     mine = request.args.get("mine") == "1"
-    columns = deals.board(db.session, current_user, mine=mine)
+    columns = board.board(db.session, current_user, mine=mine)
     return render_template(
         "deals/index.html", columns=columns, mine=mine, stages=deals.stages(db.session)
     )
@@ -68,7 +68,7 @@ def column(stage_id: int):
     stage = deals.get_stage(db.session, stage_id)
     mine = request.args.get("mine") == "1"
     after = id_field(request.args, "after")
-    cards, more = deals.column_deals(db.session, current_user, stage, after=after, mine=mine)
+    cards, more = board.column_deals(db.session, current_user, stage, after=after, mine=mine)
     return render(
         "deals/column.html",
         "deals/_cards.html",
@@ -187,7 +187,7 @@ def move(deal_id: int):
     db.session.commit()
     if wants_fragment():
         card = render_template(
-            "deals/_card.html", c=deals.card_of(current_user, deal), stages=deals.stages(db.session)
+            "deals/_card.html", c=board.card_of(current_user, deal), stages=deals.stages(db.session)
         )
         return card + _column_sums(id_field(request.form, "from_stage"), deal.stage_id)
     flash(f"Moved {deal.title} to {deal.stage.name}.", "success")
@@ -198,7 +198,7 @@ def _column_sums(*stage_ids: int | None) -> str:
     """The new count and totals of the board columns a move touched, as the board shows
     them (everyone's, or the viewer's own with mine=1)."""
     ids = sorted({i for i in stage_ids if i is not None})
-    totals = deals.totals_by_stage(db.session, current_user, ids, request.form.get("mine") == "1")
+    totals = board.totals_by_stage(db.session, current_user, ids, request.form.get("mine") == "1")
     return "".join(
         render_template(
             "deals/_column_sum.html",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import Activity, Deal, DealChange, Stage, User
 from webapp.models.base import utcnow
-from webapp.services import deal_reports, deals, money, once, stages
+from webapp.services import board, deal_reports, deals, money, once, stages
 from webapp.services.errors import PermissionDenied, ValidationError
 
 
@@ -157,7 +157,7 @@ def test_board_order_is_a_float_between_neighbours_and_survives_running_out(app,
             deals.move_deal(db.session, rep, c, a.stage_id, c.stage_id, a.id, b.id)
             deals.move_deal(db.session, rep, b, a.stage_id, b.stage_id, a.id, c.id)
         db.session.commit()
-        cards, more = deals.column_deals(db.session, rep, a.stage)
+        cards, more = board.column_deals(db.session, rep, a.stage)
         assert [x.deal.title for x in cards] == ["a", "b", "c"] and not more
         positions = [x.deal.position for x in cards]
         assert positions == sorted(set(positions))
@@ -166,13 +166,13 @@ def test_board_order_is_a_float_between_neighbours_and_survives_running_out(app,
 def test_a_column_pages_on_after_its_first_cards(app, make_user):
     with app.app_context():
         rep = _user(app, make_user)
-        for i in range(deals.PER_COLUMN + 3):
+        for i in range(board.PER_COLUMN + 3):
             _add(rep, f"Deal {i:02d}")
         db.session.commit()
         stage = _stage("Qualified")
-        first, more = deals.column_deals(db.session, rep, stage)
-        assert len(first) == deals.PER_COLUMN and more
-        rest, more = deals.column_deals(db.session, rep, stage, after=first[-1].deal.id)
+        first, more = board.column_deals(db.session, rep, stage)
+        assert len(first) == board.PER_COLUMN and more
+        rest, more = board.column_deals(db.session, rep, stage, after=first[-1].deal.id)
         assert [c.deal.title for c in rest] == [f"Deal {i:02d}" for i in range(12, 15)]
         assert not more
 
@@ -346,7 +346,7 @@ def test_the_totals_the_database_keeps_match_every_live_deal_after_every_kind_of
         def check():
             db.session.commit()
             for who, mine in ((manager, False), (manager, True), (rep, False), (other, True)):
-                kept = deals.totals_by_stage(db.session, who, ids, mine)
+                kept = board.totals_by_stage(db.session, who, ids, mine)
                 assert kept == _plain_totals(who, ids, mine), (who.role, mine)
 
         a = _add(rep, "A", amount="100")
@@ -373,4 +373,4 @@ def test_the_totals_the_database_keeps_match_every_live_deal_after_every_kind_of
         check()
         db.session.execute(sa.text("UPDATE deals SET amount_minor = amount_minor * 2"))
         check()
-        assert deals.totals_by_stage(db.session, manager, ids, False)  # not all empty
+        assert board.totals_by_stage(db.session, manager, ids, False)  # not all empty
