@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, func, or_, select, tuple_, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Integer, and_, cast, func, select, tuple_, union_all, update
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from social import sentiment
 from webapp.models import (
@@ -272,41 +272,61 @@ def queue(
     assignee is "me", "none" (unassigned) or None (anyone). Keyset pages: after is the
     previous page's next_after."""
     require(user, "mention.view")
-    stmt = (
-        select(Mention)
-        .options(selectinload(Mention.contact), selectinload(Mention.assignee))
-        .where(Mention.status == status)
-    )
+    conditions = [Mention.status == status]
     if assignee == "me":
-        stmt = stmt.where(Mention.assignee_id == user.id)
+        conditions.append(Mention.assignee_id == user.id)
     elif assignee == "none":
-        stmt = stmt.where(Mention.assignee_id.is_(None))
+        conditions.append(Mention.assignee_id.is_(None))
     if network:
-        stmt = stmt.where(Mention.network == network)
+        conditions.append(Mention.network == network)
     if source_id:
-        stmt = stmt.where(Mention.source_id == source_id)
+        conditions.append(Mention.source_id == source_id)
     if label == "unscored":
-        stmt = stmt.where(Mention.label.is_(None))
+        conditions.append(Mention.label.is_(None))
     elif label:
-        stmt = stmt.where(Mention.label == label)
+        conditions.append(Mention.label == label)
     cursor = _parse_cursor(after)
-    if cursor:
-        priority, posted, mention_id = cursor
-        # Priority down, then the longest waiting first: (-priority, posted_at, id) up.
-        # The bound on priority alone is what lets the index start at the cursor: with
-        # the OR only, SQLite sorts every item below it (96 ms at 100,000 resolved).
-        stmt = stmt.where(
-            Mention.priority <= priority,
-            or_(
-                Mention.priority < priority,
-                tuple_(Mention.posted_at, Mention.id) > (posted, mention_id),
-            ),
-        )
-    stmt = stmt.order_by(Mention.priority.desc(), Mention.posted_at, Mention.id).limit(limit + 1)
+    found = _after(conditions, cursor, limit + 1) if cursor else Mention
+    stmt = (
+        select(found)
+        .options(selectinload(found.contact), selectinload(found.assignee))
+        .where(*([] if cursor else conditions))
+        .order_by(found.priority.desc(), found.posted_at, found.id)
+        .limit(limit + 1)
+    )
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
     return QueuePage(rows, _cursor(rows[-1]) if more else None)
+
+
+def _after(conditions: list, cursor: tuple[int, datetime, int], limit: int) -> Any:
+    """The items after the cursor in the queue's order (priority down, then posted_at
+    and id up), as the rest of the cursor's priority followed by the priorities below
+    it: each a range of the queue index from its first item on. One condition with an
+    OR instead is no range: it reads every item of the cursor's priority before it
+    (961 ms deep in the 67,000 resolved items of one priority at 1,000,000 mentions on
+    PostgreSQL, 0.8 ms this way) and SQLite sorts all below it."""
+    priority, posted, mention_id = cursor
+    urgent_first = (Mention.priority.desc(), Mention.posted_at, Mention.id)
+    same = (
+        select(Mention)
+        .where(
+            *conditions,
+            Mention.priority == priority,
+            tuple_(Mention.posted_at, Mention.id) > (posted, mention_id),
+        )
+        .order_by(Mention.posted_at, Mention.id)
+        .limit(limit)
+    )
+    lower = (
+        select(Mention)
+        .where(*conditions, Mention.priority < priority)
+        .order_by(*urgent_first)
+        .limit(limit)
+    )
+    both = union_all(select(same.subquery()), select(lower.subquery())).subquery()
+    return aliased(Mention, both)
 
 
 def counts(session: Session, user: User) -> dict[str, int]:
