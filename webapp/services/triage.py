@@ -61,7 +61,7 @@ SNOOZE_MAX = timedelta(days=90)
 CEILINGS = {"sentiment": 40, "reach": 25, "customer": 20, "waiting": 15}
 CUSTOMER_POINTS = {"won": 20, "open": 15, "contact": 5}
 WAITING_FULL = timedelta(hours=24)
-# The queue's order, the order of its index (migration 0016): most urgent first, then
+# The queue's order, the order of its index (migration 0017): most urgent first, then
 # the longest waiting.
 URGENT_FIRST = (Mention.priority.desc(), Mention.posted_at, Mention.id)
 

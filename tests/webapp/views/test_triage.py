@@ -287,9 +287,9 @@ def test_scrolling_the_queue_shows_every_item_once_most_urgent_first(app, client
 
 # What an inbox page may cost, whatever it shows: the session's user (with its unread
 # count), the page's items, their contacts, their assignees, the navigation's counts, the
-# sources over their cap and the SLA policy. One statement per row shown (an N+1) would
-# pass it by the page's size.
-PAGE_STATEMENTS = 7
+# team the bulk actions assign to (a first page), the sources over their cap and the SLA
+# policy. One statement per row shown (an N+1) would pass it by the page's size.
+PAGE_STATEMENTS = 8
 VIEWS = ("", "assignee=me", "assignee=none", *(f"status={s}" for s in (*STATUSES, "all")))
 FILTERS = ("", "network=x", "label=negative", "network=x&label=negative")
 
