@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, cast, func, or_, select, tuple_, update
+from sqlalchemy import Integer, and_, cast, func, select, tuple_, union_all, update
 from sqlalchemy.orm import Session, selectinload
 
 from social import sentiment
@@ -61,6 +61,9 @@ SNOOZE_MAX = timedelta(days=90)
 CEILINGS = {"sentiment": 40, "reach": 25, "customer": 20, "waiting": 15}
 CUSTOMER_POINTS = {"won": 20, "open": 15, "contact": 5}
 WAITING_FULL = timedelta(hours=24)
+# The queue's order, the order of its index (migration 0017): most urgent first, then
+# the longest waiting.
+URGENT_FIRST = (Mention.priority.desc(), Mention.posted_at, Mention.id)
 
 
 class ConflictError(Exception):
@@ -272,41 +275,63 @@ def queue(
     assignee is "me", "none" (unassigned) or None (anyone). Keyset pages: after is the
     previous page's next_after."""
     require(user, "mention.view")
+    conditions = [Mention.status == status]
+    if assignee == "me":
+        conditions.append(Mention.assignee_id == user.id)
+    elif assignee == "none":
+        conditions.append(Mention.assignee_id.is_(None))
+    if network:
+        conditions.append(Mention.network == network)
+    if source_id:
+        conditions.append(Mention.source_id == source_id)
+    if label == "unscored":
+        conditions.append(Mention.label.is_(None))
+    elif label:
+        conditions.append(Mention.label == label)
+    cursor = _parse_cursor(after)
+    if cursor:
+        # The filters hold inside; outside, the page is its ids alone.
+        conditions = [Mention.id.in_(_after(conditions, cursor, limit + 1))]
     stmt = (
         select(Mention)
         .options(selectinload(Mention.contact), selectinload(Mention.assignee))
-        .where(Mention.status == status)
+        .where(*conditions)
+        .order_by(*URGENT_FIRST)
+        .limit(limit + 1)
     )
-    if assignee == "me":
-        stmt = stmt.where(Mention.assignee_id == user.id)
-    elif assignee == "none":
-        stmt = stmt.where(Mention.assignee_id.is_(None))
-    if network:
-        stmt = stmt.where(Mention.network == network)
-    if source_id:
-        stmt = stmt.where(Mention.source_id == source_id)
-    if label == "unscored":
-        stmt = stmt.where(Mention.label.is_(None))
-    elif label:
-        stmt = stmt.where(Mention.label == label)
-    cursor = _parse_cursor(after)
-    if cursor:
-        priority, posted, mention_id = cursor
-        # Priority down, then the longest waiting first: (-priority, posted_at, id) up.
-        stmt = stmt.where(
-            or_(
-                Mention.priority < priority,
-                and_(
-                    Mention.priority == priority,
-                    tuple_(Mention.posted_at, Mention.id) > (posted, mention_id),
-                ),
-            )
-        )
-    stmt = stmt.order_by(Mention.priority.desc(), Mention.posted_at, Mention.id).limit(limit + 1)
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
     return QueuePage(rows, _cursor(rows[-1]) if more else None)
+
+
+def _after(conditions: list, cursor: tuple[int, datetime, int], limit: int) -> Any:
+    """The ids of the first items after the cursor in the queue's order: the rest of the
+    cursor's priority, then the priorities below it, each a range of the queue index
+    from its first item on. One condition with an OR instead is no range: it reads every
+    item of the cursor's priority before it (961 ms deep in the 67,000 resolved items of
+    one priority at 1,000,000 mentions on PostgreSQL, 0.8 ms this way) and SQLite sorts
+    all below it."""
+    priority, posted, mention_id = cursor
+    same = (
+        select(Mention.id)
+        .where(
+            *conditions,
+            Mention.priority == priority,
+            tuple_(Mention.posted_at, Mention.id) > (posted, mention_id),
+        )
+        .order_by(Mention.posted_at, Mention.id)
+        .limit(limit)
+        .subquery()
+    )
+    lower = (
+        select(Mention.id)
+        .where(*conditions, Mention.priority < priority)
+        .order_by(*URGENT_FIRST)
+        .limit(limit)
+        .subquery()
+    )
+    return union_all(select(same.c.id), select(lower.c.id))
 
 
 def counts(session: Session, user: User) -> dict[str, int]:
