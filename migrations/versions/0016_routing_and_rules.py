@@ -3,7 +3,8 @@
 Round robin: users.available now means "taking new items" and starts off for everyone
 (it was never read before this); users.round_robin_at is when the round robin last gave
 someone an item, or when they became available, so the one who has waited longest gets
-the next. The oldest unassigned open items are found by their own small index.
+the next. (The oldest unassigned open items are read off the queue's index: an index of
+their own made PostgreSQL pick it for filtered queue pages, ANDed with another, 20 ms.)
 
 Lexicon rules: a rule taken back (or changed) is marked removed, with who and when,
 instead of being deleted, so a mention's explanation uses the rules that were in force
@@ -23,7 +24,6 @@ branch_labels = None
 depends_on = None
 
 LIVE = sa.text("removed_at IS NULL")
-WAITING = sa.text("status = 'open' AND assignee_id IS NULL")
 
 
 def upgrade():
@@ -31,13 +31,6 @@ def upgrade():
         batch.alter_column("available", server_default=sa.false())
         batch.add_column(sa.Column("round_robin_at", sa.DateTime(timezone=True), nullable=True))
     op.execute(sa.text("UPDATE users SET available = :off").bindparams(off=False))
-    op.create_index(
-        "ix_mentions_waiting",
-        "mentions",
-        ["posted_at", "id"],
-        sqlite_where=WAITING,
-        postgresql_where=WAITING,
-    )
     with op.batch_alter_table("lexicon_rules") as batch:
         batch.add_column(sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("removed_by_id", sa.Integer(), nullable=True))
@@ -63,7 +56,6 @@ def downgrade():
         batch.drop_constraint("fk_lexicon_rules_removed_by_id_users", type_="foreignkey")
         batch.drop_column("removed_by_id")
         batch.drop_column("removed_at")
-    op.drop_index("ix_mentions_waiting", table_name="mentions")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("round_robin_at")
         batch.alter_column("available", server_default=sa.true())

@@ -87,14 +87,6 @@ class Mention(db.Model):
             postgresql_where=sql_text("label IS NULL"),
         ),
         Index("ix_mentions_author", "network", "author_handle"),
-        # What the round robin gives out: open items nobody holds, oldest first.
-        Index(
-            "ix_mentions_waiting",
-            "posted_at",
-            "id",
-            sqlite_where=sql_text(f"status = '{OPEN}' AND assignee_id IS NULL"),
-            postgresql_where=sql_text(f"status = '{OPEN}' AND assignee_id IS NULL"),
-        ),
         # What the snooze sweep wakes, and the open items the SLA sweep watches.
         Index(
             "ix_mentions_snoozed",

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Integer, and_, cast, func, select, tuple_, union_all, update
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from social import sentiment
 from webapp.models import (
@@ -270,10 +271,12 @@ def queue(
     source_id: int | None = None,
     after: str | None = None,
     limit: int = PAGE_SIZE,
+    people: dict[int, User] | None = None,
 ) -> QueuePage:
     """Items with this status, most urgent first (priority, then the oldest waiting);
     assignee is "me", "none" (unassigned) or None (anyone). Keyset pages: after is the
-    previous page's next_after."""
+    previous page's next_after. people: users the caller has loaded already (the team,
+    by id), who are then the items' assignees without a statement of their own."""
     require(user, "mention.view")
     conditions = [Mention.status == status]
     if assignee == "me":
@@ -292,17 +295,29 @@ def queue(
     if cursor:
         # The filters hold inside; outside, the page is its ids alone.
         conditions = [Mention.id.in_(_after(conditions, cursor, limit + 1))]
-    stmt = (
-        select(Mention)
-        .options(selectinload(Mention.contact), selectinload(Mention.assignee))
-        .where(*conditions)
-        .order_by(*URGENT_FIRST)
-        .limit(limit + 1)
-    )
-    rows = list(session.scalars(stmt))
+    loads = [selectinload(Mention.contact)]
+    if people is None:
+        loads.append(selectinload(Mention.assignee))
+    stmt = select(Mention).options(*loads).where(*conditions).order_by(*URGENT_FIRST)
+    rows = list(session.scalars(stmt.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
+    if people is not None:
+        _attach_assignees(session, rows, people)
     return QueuePage(rows, _cursor(rows[-1]) if more else None)
+
+
+def _attach_assignees(session: Session, rows: list[Mention], people: dict[int, User]) -> None:
+    """Each item's assignee from people, loading only those not in it (someone who left
+    the team still holds what they held)."""
+    missing = {m.assignee_id for m in rows if m.assignee_id and m.assignee_id not in people}
+    if missing:
+        people = {
+            **people,
+            **{u.id: u for u in session.scalars(select(User).where(User.id.in_(missing)))},
+        }
+    for m in rows:
+        set_committed_value(m, "assignee", people.get(m.assignee_id) if m.assignee_id else None)
 
 
 def _after(conditions: list, cursor: tuple[int, datetime, int], limit: int) -> Any:

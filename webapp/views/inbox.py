@@ -237,6 +237,9 @@ def _queue(status: str) -> tuple[str, dict]:
     assignee = request.args.get("assignee")
     assignee = assignee if assignee in ASSIGNEES else None
     after = request.args.get("after")
+    picking = can(current_user, "mention.triage")
+    # The team for the bulk form; the items' assignees come from it too.
+    team = triage.assignable(db.session) if picking and not after else []
     page = triage.queue(
         db.session,
         current_user,
@@ -246,6 +249,7 @@ def _queue(status: str) -> tuple[str, dict]:
         label=filters["label"],
         source_id=filters["source_id"],
         after=after,
+        people={u.id: u for u in team} if team else None,
     )
     counts = _counts()
     return ("inbox/_queue_rows.html" if after else "inbox/_queue.html"), {
@@ -253,8 +257,8 @@ def _queue(status: str) -> tuple[str, dict]:
         "counts": counts,
         "queue": page,
         "assignee": assignee,
-        "picking": can(current_user, "mention.triage"),
-        "assignable": triage.assignable(db.session) if not after else [],
+        "picking": picking,
+        "assignable": team,
         "sources": _sources(),
         "capped": source_service.capped_sources(db.session),
         "args": _kept_args("source", "network", "label", "assignee", "status"),

@@ -7,6 +7,9 @@ the only thing the phone takes as a receipt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, jsonify, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
@@ -57,24 +60,40 @@ def _receipt(activity, status: int):
     ), status
 
 
+def _outbox(store: Callable[[dict], Any], gone: str, forbidden: str | None = None):
+    """Store the posted outbox entry with store(entry), committed; (uuid, what store
+    gave, None), or (uuid, None, the refusal): 400 not a JSON object, 422 by field, 404
+    gone, 403 forbidden (404 too when forbidden is None: not the user's to see)."""
+    data = json_body(MAX_BODY)
+    if not isinstance(data, dict):
+        return None, None, (jsonify(error="Send the entry as a JSON object."), 400)
+    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
+    try:
+        stored = store(data)
+        db.session.commit()
+    except ValidationError as exc:
+        db.session.rollback()
+        return key, None, (jsonify(uuid=key, errors=exc.errors), 422)
+    except NotFoundError:
+        db.session.rollback()
+        return key, None, (jsonify(uuid=key, error=gone), 404)
+    except PermissionDenied:
+        db.session.rollback()
+        refusal = (jsonify(uuid=key, error=forbidden), 403) if forbidden else None
+        return key, None, refusal or (jsonify(uuid=key, error=gone), 404)
+    return key, stored, None
+
+
 @bp.post("/activities")
 def log_activity():
     """Store an outbox entry once per uuid: 201 stored, 200 a replay with the stored
     record, 422 invalid (errors by field), 404 contact gone, 403 not allowed."""
-    data = json_body(MAX_BODY)
-    if not isinstance(data, dict):
-        return jsonify(error="Send the entry as a JSON object."), 400
-    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
-    try:
-        activity, created = activities.log_synced(db.session, current_user, data)
-        db.session.commit()
-    except ValidationError as exc:
-        db.session.rollback()
-        return jsonify(uuid=key, errors=exc.errors), 422
-    except NotFoundError:
-        return jsonify(uuid=key, error=GONE), 404
-    except PermissionDenied:
-        return jsonify(uuid=key, error=FORBIDDEN), 403
+    _key, stored, refused = _outbox(
+        lambda entry: activities.log_synced(db.session, current_user, entry), GONE, FORBIDDEN
+    )
+    if refused:
+        return refused
+    activity, created = stored
     return _receipt(activity, 201 if created else 200)
 
 
@@ -82,20 +101,12 @@ def log_activity():
 def task_done():
     """A task ticked done on the phone (the outbox's task-done entry: uuid, task_id,
     done_at): 200 with the task done however often it arrives (a replay keeps the
-    first time), 422 invalid, 404 gone or not the user's to see, 403 not theirs to tick."""
-    data = json_body(MAX_BODY)
-    if not isinstance(data, dict):
-        return jsonify(error="Send the entry as a JSON object."), 400
-    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
-    try:
-        task = tasks.done_synced(db.session, current_user, data)
-        db.session.commit()
-    except ValidationError as exc:
-        db.session.rollback()
-        return jsonify(uuid=key, errors=exc.errors), 422
-    except (NotFoundError, PermissionDenied):
-        db.session.rollback()
-        return jsonify(uuid=key, error=TASK_GONE), 404
+    first time), 422 invalid, 404 gone or not the user's to see."""
+    key, task, refused = _outbox(
+        lambda entry: tasks.done_synced(db.session, current_user, entry), TASK_GONE
+    )
+    if refused:
+        return refused
     return jsonify(
         uuid=key, status="stored", task_id=task.id, done_at=task.done_at.isoformat()
     ), 200
@@ -105,23 +116,32 @@ def task_done():
 def check_out():
     """A check-out tapped on the phone (the outbox's check-out entry: uuid, visit_uuid,
     ended_at): 200 with the visit's end however often it arrives (a replay keeps the
-    first), 422 invalid, 404 the visit not stored or deleted, 403 not the user's."""
-    data = json_body(MAX_BODY)
-    if not isinstance(data, dict):
-        return jsonify(error="Send the entry as a JSON object."), 400
-    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
-    try:
-        visit = activities.check_out_synced(db.session, current_user, data)
-        db.session.commit()
-    except ValidationError as exc:
-        db.session.rollback()
-        return jsonify(uuid=key, errors=exc.errors), 422
-    except (NotFoundError, PermissionDenied):
-        db.session.rollback()
-        return jsonify(uuid=key, error=VISIT_GONE), 404
+    first), 422 invalid, 404 the visit not stored, deleted or not the user's."""
+    key, visit, refused = _outbox(
+        lambda entry: activities.check_out_synced(db.session, current_user, entry), VISIT_GONE
+    )
+    if refused:
+        return refused
     return jsonify(
         uuid=key, status="stored", activity_id=visit.id, ended_at=visit.ended_at.isoformat()
     ), 200
+
+
+def _follow_up(entry: dict):
+    contact_id = entry.get("contact_id")
+    is_id = isinstance(contact_id, int) and not isinstance(contact_id, bool)
+    if not is_id or not 0 < contact_id < 2**31:
+        raise ValidationError({"contact_id": "Say which contact."})
+    zone = entry.get("time_zone")
+    return tasks.follow_up(
+        db.session,
+        current_user,
+        contact_id,
+        entry.get("preset"),
+        entry.get("uuid"),
+        zone if isinstance(zone, str) else None,
+        entry.get("kind"),
+    )
 
 
 @bp.post("/tasks/follow-up")
@@ -129,34 +149,10 @@ def follow_up():
     """A follow-up chip tapped on the phone (the outbox's follow-up entry: uuid,
     contact_id, preset, time_zone, kind): 201 made, 200 a replay with the task it made,
     422 invalid, 404 the contact gone, 403 not allowed."""
-    data = json_body(MAX_BODY)
-    if not isinstance(data, dict):
-        return jsonify(error="Send the entry as a JSON object."), 400
-    key = data.get("uuid") if isinstance(data.get("uuid"), str) else None
-    contact_id = data.get("contact_id")
-    is_id = isinstance(contact_id, int) and not isinstance(contact_id, bool)
-    if not is_id or not 0 < contact_id < 2**31:
-        return jsonify(uuid=key, errors={"contact_id": "Say which contact."}), 422
-    try:
-        task, created = tasks.follow_up(
-            db.session,
-            current_user,
-            contact_id,
-            data.get("preset"),
-            key,
-            data.get("time_zone") if isinstance(data.get("time_zone"), str) else None,
-            data.get("kind"),
-        )
-        db.session.commit()
-    except ValidationError as exc:
-        db.session.rollback()
-        return jsonify(uuid=key, errors=exc.errors), 422
-    except NotFoundError:
-        db.session.rollback()
-        return jsonify(uuid=key, error=GONE), 404
-    except PermissionDenied:
-        db.session.rollback()
-        return jsonify(uuid=key, error=TASK_FORBIDDEN), 403
+    key, stored, refused = _outbox(_follow_up, GONE, TASK_FORBIDDEN)
+    if refused:
+        return refused
+    task, created = stored
     return jsonify(uuid=key, status="stored", task_id=task.id, due_at=task.due_at.isoformat()), (
         201 if created else 200
     )
