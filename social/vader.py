@@ -411,15 +411,17 @@ def _join_phrases(
     one word, left to right: the phrase then takes part in every rule as one word
     (negated, boosted, in capitals, around "but") and its own words score nothing.
     VADER's special cases would only see a phrase after three words that are not in the
-    lexicon, so an override there would miss most texts."""
+    lexicon, so an override there would miss most texts. A phrase may open and close
+    with punctuation: VADER strips it from longer words but keeps it on a word of one or
+    two letters ("Fight me." stays "fight", "me."), which would otherwise hide it."""
     out_words: list[str] = []
     out_lower: list[str] = []
     i = 0
     count = len(words)
     while i < count:
-        for phrase in phrases.get(lower[i], ()):
+        for phrase in phrases.get(lower[i].lstrip(string.punctuation), ()):
             end = i + len(phrase)
-            if tuple(lower[i:end]) == phrase:
+            if end <= count and _is_phrase(lower[i:end], phrase):
                 out_words.append(" ".join(words[i:end]))
                 out_lower.append(" ".join(phrase))
                 i = end
@@ -429,6 +431,17 @@ def _join_phrases(
             out_lower.append(lower[i])
             i += 1
     return out_words, out_lower
+
+
+def _is_phrase(words: list[str], phrase: tuple[str, ...]) -> bool:
+    """Whether the lower-cased words are phrase, punctuation allowed before its first
+    word and after its last."""
+    *inner, last = words
+    if inner:
+        inner[0] = inner[0].lstrip(string.punctuation)
+    else:
+        last = last.lstrip(string.punctuation)
+    return (*inner, last.rstrip(string.punctuation)) == phrase
 
 
 def _score_valence(sentiments: list[Any], punct_emph_amplifier: float) -> dict[str, float]:

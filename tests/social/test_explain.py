@@ -225,6 +225,20 @@ def test_a_phrase_override_is_one_word() -> None:
     assert contrasted[-1].rules[-1] == "after 'but': x1.5"
 
 
+def test_a_phrase_matches_with_punctuation_on_its_words() -> None:
+    # VADER keeps the full stop on "me." (a word of two letters), which hid the phrase.
+    rules = {"fight me": 0.0}
+    text = "Best grinder under 400. Fight me."
+    explanation = _check(text, None, rules)
+    assert [(c.word, c.valence) for c in explanation.contributions] == [
+        ("Best", 3.2),
+        ("Fight me.", 0),
+    ]
+    [scored] = sentiment.score([text], None, rules)
+    assert scored.compound == explanation.compound == sentiment.score(["Best grinder"])[0].compound
+    assert _check('"War zone!" they said', None, {"war zone": -1.0}).contributions[0].override
+
+
 def test_zero_means_neutral_and_longest_phrase_wins() -> None:
     rules = {"war zone": 0.0, "killer": 0.0, "killer deal": 3.0}
     text = "WAR ZONE in here, a KILLER DEAL and a very killer sale"
