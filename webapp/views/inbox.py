@@ -18,6 +18,7 @@ from webapp.models import CannedReply
 from webapp.models.triage import SNOOZED, STATUSES
 from webapp.services import (
     authors,
+    canned,
     contact_search,
     contacts,
     inbox_bulk,
@@ -276,7 +277,7 @@ def show(mention_id: int):
     if canned_id and can(current_user, "mention.reply"):
         chosen = db.session.get(CannedReply, canned_id)
         if chosen is not None:
-            draft = triage.fill(chosen.body, mention, current_user)
+            draft = canned.fill(chosen.body, mention, current_user)
     return _page(mention, draft=draft)
 
 
@@ -356,8 +357,8 @@ def _page(
         reply_states=replies.STATE_LABELS,
         composer=replies.composer(mention) if may_reply else None,
         canned=[
-            (c, triage.fill(c.body, mention, current_user))
-            for c in triage.canned_replies(db.session)
+            (c, canned.fill(c.body, mention, current_user))
+            for c in canned.canned_replies(db.session)
         ]
         if may_reply
         else [],

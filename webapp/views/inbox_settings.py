@@ -13,6 +13,7 @@ from webapp.extensions import db
 from webapp.htmx import render
 from webapp.inputs import id_field
 from webapp.models import CannedReply, User
+from webapp.services import canned as ready_replies
 from webapp.services import lexicon, routing, sla, triage
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import can
@@ -41,8 +42,8 @@ def _canned_page(form=None, errors=None, editing: int | None = None, status: int
         "inbox/canned.html",
         "inbox/canned.html",
         status=status,
-        canned=triage.canned_replies(db.session),
-        variables=triage.VARIABLES,
+        canned=ready_replies.canned_replies(db.session),
+        variables=ready_replies.VARIABLES,
         form=form or {},
         errors=errors or {},
         editing=editing,
@@ -65,7 +66,7 @@ def save_canned():
     if canned_id and existing is None:
         abort(404)
     try:
-        saved = triage.save_canned(
+        saved = ready_replies.save_canned(
             db.session,
             current_user,
             request.form.get("short_code", ""),
@@ -82,7 +83,7 @@ def save_canned():
 
 @bp.post("/canned/<int:canned_id>/delete")
 def delete_canned(canned_id: int):
-    triage.delete_canned(db.session, current_user, canned_id)
+    ready_replies.delete_canned(db.session, current_user, canned_id)
     db.session.commit()
     flash("Deleted.", "success")
     return redirect(url_for("inbox_settings.canned"), 303)
