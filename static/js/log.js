@@ -6,11 +6,21 @@
   const O = self.Offline;
   const { $, h, KINDS, online, uuid } = self.Dom;
 
+  // A status line (its own class `base`) saying text, as a flash of kind.
+  function tell(line, base, text, kind) {
+    line.className = text ? `${base} flash flash-${kind}` : base;
+    line.textContent = text;
+  }
+
   function say(form, text, kind) {
     const status = $(".log-status", form);
-    if (!status) return;
-    status.className = text ? `log-status flash flash-${kind}` : "log-status";
-    status.textContent = text;
+    if (status) tell(status, "log-status", text, kind);
+  }
+
+  // Send the outbox now; what is left of the entry `uuid` afterwards (null: stored).
+  async function afterSync(uuid, sync) {
+    await sync();
+    return (await O.entries()).find((e) => e.uuid === uuid) || null;
   }
 
   function bodyError(form, text) {
@@ -79,8 +89,7 @@
       return say(form, later, "info");
     }
     say(form, `${label} saved on this phone; sending…`, "info");
-    await sync();
-    const left = (await O.entries()).find((e) => e.uuid === entry.uuid);
+    const left = await afterSync(entry.uuid, sync);
     if (!left) say(form, `${label} logged.`, "success");
     else if (left.state === "failed") say(form, `${label} not sent: ${left.error}`, "error");
     else say(form, later, "info");
@@ -104,26 +113,18 @@
       occurredAt: new Date().toISOString(),
     };
     const note = $(".follow-up-status", form) || form.appendChild(h("p", { className: "follow-up-status", role: "status" }));
+    const show = (text, kind) => tell(note, "follow-up-status", text, kind);
     try {
       await O.add(entry);
     } catch {
-      note.className = "follow-up-status flash flash-error";
-      note.textContent = "This phone could not keep the follow-up: try again.";
-      return;
+      return show("This phone could not keep the follow-up: try again.", "error");
     }
     form.elements.uuid.value = uuid(); // another chip makes another task
-    note.className = "follow-up-status flash flash-info";
-    note.textContent = `Follow-up (${label.toLowerCase()}) saved on this phone; it will be sent when there is signal.`;
+    show(`Follow-up (${label.toLowerCase()}) saved on this phone; it will be sent when there is signal.`, "info");
     if (!online()) return self.Sync.background();
-    await sync();
-    const left = (await O.entries()).find((e) => e.uuid === entry.uuid);
-    if (!left) {
-      note.className = "follow-up-status flash flash-success";
-      note.textContent = `Follow-up task added (${label.toLowerCase()}).`;
-    } else if (left.state === "failed") {
-      note.className = "follow-up-status flash flash-error";
-      note.textContent = `Follow-up not sent: ${left.error}`;
-    }
+    const left = await afterSync(entry.uuid, sync);
+    if (!left) show(`Follow-up task added (${label.toLowerCase()}).`, "success");
+    else if (left.state === "failed") show(`Follow-up not sent: ${left.error}`, "error");
   }
 
   // Check out of the visit `visitUuid` (stored, or still waiting in the outbox: the

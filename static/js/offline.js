@@ -102,6 +102,25 @@
     response.type === "opaqueredirect" ? "The server sent a redirect instead of a receipt"
       : `The server answered ${response.status} without a receipt`;
 
+  // Where an outbox entry goes, what it says, and the saved pages it changes: a task
+  // ticked done, a follow-up task and a check-out are kinds of their own; everything
+  // else is an activity (a call with its outcome, a check-in with where the phone was).
+  const contactPage = (e) => [`/contacts/${e.contactId}`];
+  const SENDING = {
+    "task-done": (e) => ({ path: "/api/tasks/done", pages: TASK_PAGES,
+      body: { uuid: e.uuid, task_id: e.taskId, done_at: e.occurredAt } }),
+    "follow-up": (e) => ({ path: "/api/tasks/follow-up", pages: [...TASK_PAGES, ...contactPage(e)],
+      body: { uuid: e.uuid, contact_id: e.contactId, preset: e.preset, time_zone: e.timeZone, kind: e.activityKind } }),
+    "check-out": (e) => ({ path: "/api/activities/check-out", pages: contactPage(e),
+      body: { uuid: e.uuid, visit_uuid: e.visitUuid, ended_at: e.occurredAt } }),
+  };
+  const activity = (e) => ({ path: "/api/activities", pages: contactPage(e), body: {
+    uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt,
+    ...(e.outcome ? { outcome: e.outcome } : {}),
+    ...(e.latitude != null ? { latitude: e.latitude, longitude: e.longitude, accuracy_m: e.accuracy } : {}),
+  } });
+  const sending = (e) => (SENDING[e.kind] || activity)(e);
+
   // Send this user's waiting entries, oldest first; one batch at a time across the page
   // and the service worker. Resolves with { sent, problem }; problem is null, "offline",
   // "auth" (sign in to send) or "server" (will retry).
@@ -125,24 +144,11 @@
           let r;
           let data;
           try {
-            // A task ticked done, a follow-up task and a check-out are their own kinds
-            // of entry; everything else is an activity.
-            const tick = e.kind === "task-done";
-            const task = e.kind === "follow-up";
-            const out = e.kind === "check-out";
-            const path = tick ? "/api/tasks/done" : task ? "/api/tasks/follow-up"
-              : out ? "/api/activities/check-out" : "/api/activities";
+            const { path, body } = sending(e);
             r = await request(path, {
               method: "POST",
               headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-              body: JSON.stringify(tick ? { uuid: e.uuid, task_id: e.taskId, done_at: e.occurredAt } : task ? {
-                uuid: e.uuid, contact_id: e.contactId, preset: e.preset, time_zone: e.timeZone, kind: e.activityKind,
-              } : out ? { uuid: e.uuid, visit_uuid: e.visitUuid, ended_at: e.occurredAt } : {
-                uuid: e.uuid, contact_id: e.contactId, kind: e.kind, body: e.body, occurred_at: e.occurredAt,
-                ...(e.outcome ? { outcome: e.outcome } : {}),
-                // A check-in: where the phone was at the tap.
-                ...(e.latitude != null ? { latitude: e.latitude, longitude: e.longitude, accuracy_m: e.accuracy } : {}),
-              }),
+              body: JSON.stringify(body),
             });
             data = await json(r);
           } catch { problem = "offline"; break; }
@@ -168,8 +174,7 @@
       await setMeta("sync", problem ? { problem, detail, at: now } : { problem: null, detail: "", at: now, ...ok });
       changed();
       // Within the batch, so nothing of it is still on its way when quiet() returns.
-      const urls = sent.map((e) => (e.kind === "task-done" ? TASK_PAGES
-        : e.kind === "follow-up" ? [...TASK_PAGES, `/contacts/${e.contactId}`] : [`/contacts/${e.contactId}`])).flat();
+      const urls = sent.map((e) => sending(e).pages).flat();
       if (sent.length) await refresh([...new Set(urls)]).catch(() => {});
       return { sent: sent.length, problem };
     };

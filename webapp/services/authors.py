@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from webapp.models import Deal, Mention, Stage
 from webapp.services.permissions import can
@@ -56,7 +56,8 @@ def of(session: Session, user, mention: Mention) -> Author:
         return author
     deals = session.scalars(
         select(Deal)
-        .join(Stage, Stage.id == Deal.stage_id)
+        .join(Deal.stage)
+        .options(contains_eager(Deal.stage))  # the join that filters also loads the stage
         .where(
             Deal.contact_id == mention.contact_id,
             Deal.deleted_at.is_(None),

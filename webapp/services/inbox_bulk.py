@@ -1,9 +1,10 @@
 """Bulk triage: assign, resolve or label many items at once from the queue.
 
 Each item goes through the same rule as a single change (webapp.services.triage), so
-it is audited, re-prioritised and frees its holder for the round robin as one would;
-items already in the asked-for state are counted as unchanged rather than touched
-again. A bulk resolve remembers where each item was, so it can be undone in one tap.
+it is audited and re-prioritised as one would be; the round robin then runs once for
+the holders they all freed. Items already in the asked-for state are counted as
+unchanged rather than touched again. A bulk resolve remembers where each item was, so
+it can be undone in one tap.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from social import sentiment
-from webapp.models import Mention
+from webapp.models import LabelCorrection, Mention
 from webapp.models.base import utcnow
 from webapp.models.triage import OPEN, PENDING, RESOLVED, SNOOZED
-from webapp.services import triage
+from webapp.services import routing, triage
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import require
 
@@ -63,6 +64,18 @@ def apply(
         raise ValidationError({"label": "Choose positive, neutral or negative."})
     items = {m.id: m for m in session.scalars(select(Mention).where(Mention.id.in_(ids)))}
     result = BulkResult(missing=len(ids) - len(items))
+    # The labels people gave already, read once (a label is unchanged when it is so).
+    given = (
+        dict(
+            session.execute(
+                select(LabelCorrection.mention_id, LabelCorrection.label).where(
+                    LabelCorrection.mention_id.in_(items)
+                )
+            ).all()
+        )
+        if action == "label"
+        else {}
+    )
     for mention_id in ids:
         mention = items.get(mention_id)
         if mention is None:
@@ -75,19 +88,21 @@ def apply(
             result.restore.append(
                 f"{mention.id}:{mention.status}" + (f"@{until.isoformat()}" if until else "")
             )
-            triage.set_status(session, user, mention, RESOLVED)
+            triage.set_status(session, user, mention, RESOLVED, route=False)
         elif action == "assign":
             if mention.assignee_id == value:
                 result.unchanged += 1
                 continue
-            triage.assign(session, user, mention, value)  # type: ignore[arg-type]
+            triage.assign(session, user, mention, value, route=False)  # type: ignore[arg-type]
         else:
-            current = triage.correction(session, mention)
-            if (current.label if current else None) == value:
+            if given.get(mention.id) == value:
                 result.unchanged += 1
                 continue
             triage.correct_label(session, user, mention, value)  # type: ignore[arg-type]
         result.changed += 1
+    if action != "label" and result.changed:
+        # The holders freed up, or items came back: one round robin for them all.
+        routing.assign_waiting(session)
     return result
 
 
@@ -117,6 +132,8 @@ def restore(session: Session, user, raw: str) -> int:
             continue
         if status == SNOOZED and (when is None or when <= utcnow()):
             status, when = OPEN, None
-        triage.set_status(session, user, mention, status, when)
+        triage.set_status(session, user, mention, status, when, route=False)
         back += 1
+    if back:
+        routing.assign_waiting(session)
     return back

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from social import sentiment
@@ -119,7 +119,7 @@ def remove(session: Session, user: User, rule_id: int) -> LexiconRule:
     """Take a live rule back: mentions scored from now on ignore it. :raise NotFoundError:"""
     require(user, "lexicon.manage")
     rule = session.scalar(
-        select(LexiconRule).where(and_(LexiconRule.id == rule_id, LexiconRule.removed_at.is_(None)))
+        select(LexiconRule).where(LexiconRule.id == rule_id, LexiconRule.removed_at.is_(None))
     )
     if rule is None:
         raise NotFoundError("That rule is not in force (someone may have removed it).")

@@ -16,7 +16,6 @@ changing.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -46,11 +45,6 @@ class Member:
     user: User
     holding: int
 
-    @property
-    def room(self) -> float:
-        limit = self.user.triage_limit
-        return math.inf if limit is None else max(limit - self.holding, 0)
-
 
 def _serialize(session: Session) -> None:
     """Take the round robin's turn before reading who has room: PostgreSQL's advisory
@@ -62,7 +56,9 @@ def _serialize(session: Session) -> None:
         session.execute(text("UPDATE users SET id = id WHERE 1 = 0"))
 
 
-def _staff():
+def staff():
+    """Everyone on the support team who can work: support staff, managers and admins
+    not disabled or removed (whom items may be given to)."""
     return select(User).where(
         User.role.in_(TEAM_ROLES), User.disabled_at.is_(None), User.removed_at.is_(None)
     )
@@ -83,7 +79,7 @@ def team(session: Session) -> list[Member]:
     """The support team (support staff, managers, admins), the available first, with
     the open items each holds."""
     people = list(
-        session.scalars(_staff().order_by(User.available.desc(), User.role.desc(), User.name))
+        session.scalars(staff().order_by(User.available.desc(), User.role.desc(), User.name))
     )
     holding = _holding(session, [p.id for p in people])
     return [Member(p, holding.get(p.id, 0)) for p in people]
@@ -161,7 +157,7 @@ def assign_waiting(session: Session, now: datetime | None = None) -> int:
     (the longest since their last item first). Returns how many were given."""
     now = now or utcnow()
     available = (
-        _staff()
+        staff()
         .where(User.available.is_(True))
         .order_by(User.round_robin_at.is_not(None), User.round_robin_at, User.id)
     )

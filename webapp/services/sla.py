@@ -28,6 +28,8 @@ from webapp.services.permissions import require
 # The longest a target may be: a quarter of a year of minutes.
 MAX_MINUTES = 90 * 24 * 60
 LEADS = ("manager", "admin")
+# The warning ahead of a target when no policy says otherwise.
+DEFAULT_WARN = timedelta(minutes=30)
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -145,7 +147,7 @@ def _span(gap: timedelta) -> str:
     return f"{minutes // (24 * 60)} days"
 
 
-def clock(mention: Mention, now: datetime, warn: timedelta = timedelta(minutes=30)) -> Clock | None:
+def clock(mention: Mention, now: datetime, warn: timedelta = DEFAULT_WARN) -> Clock | None:
     """The item's next target, or None (no policy applied, resolved, or every target met)."""
     if mention.status == "resolved":
         return None
@@ -163,8 +165,9 @@ def clock(mention: Mention, now: datetime, warn: timedelta = timedelta(minutes=3
 
 
 def warn_after(session: Session) -> timedelta:
+    """How long before a target its assignee is warned, by the active policy."""
     policy = active_policy(session)
-    return timedelta(minutes=policy.warn_minutes if policy else 30)
+    return timedelta(minutes=policy.warn_minutes) if policy else DEFAULT_WARN
 
 
 def sweep(session: Session, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
@@ -175,8 +178,7 @@ def sweep(session: Session, now: datetime | None = None, limit: int = 500) -> di
     from webapp.services import notifications
 
     now = now or utcnow()
-    policy = active_policy(session)
-    warn = timedelta(minutes=policy.warn_minutes if policy else 30)
+    warn = warn_after(session)
     watched = session.scalars(
         select(Mention)
         .where(

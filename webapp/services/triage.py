@@ -380,9 +380,11 @@ def set_status(
     status: str,
     snooze_until: datetime | None = None,
     now: datetime | None = None,
+    route: bool = True,
 ) -> None:
     """Move the item to status. A snooze needs a time in the future (at most 90 days);
     the SLA clock stops while pending or snoozed and starts again when it reopens.
+    route=False leaves the round robin to the caller (one run after many changes).
     :raise ValidationError:"""
     require(user, "mention.triage")
     now = now or utcnow()
@@ -397,11 +399,21 @@ def set_status(
             raise ValidationError({"until": "Snooze it for at most 90 days."})
     if mention.status == status and (status != SNOOZED or mention.snoozed_until == snooze_until):
         return
-    _recorded_move(session, user, mention, status, now, snooze_until)
+    hours = _paused_hours(session, [mention])
+    _recorded_move(session, user, mention, status, now, hours, snooze_until)
     reprioritize(session, [mention], now)
-    if mention.assignee_id is not None or status == OPEN:
+    if route and (mention.assignee_id is not None or status == OPEN):
         # A holder freed up, or an item came back: the round robin goes on.
         routing.assign_waiting(session, now)
+
+
+def _paused_hours(session: Session, mentions: list[Mention]) -> dict | None:
+    """The SLA policy's business hours, read once for the moves of mentions, and only if
+    one of them has a clock that stands still (the only moves that need them)."""
+    if not any(m.sla_paused_at is not None for m in mentions):
+        return None
+    policy = sla.active_policy(session)
+    return policy.business_hours if policy else None
 
 
 def _recorded_move(
@@ -410,13 +422,13 @@ def _recorded_move(
     mention: Mention,
     status: str,
     now: datetime,
+    business_hours: dict | None,
     snooze_until: datetime | None = None,
 ) -> None:
     """The status change, in the audit log (actor None: the system, as a snooze that
-    wakes or an author who writes again)."""
+    wakes or an author who writes again); business_hours as _paused_hours gives them."""
     before = mention.status
-    policy = sla.active_policy(session) if mention.sla_paused_at is not None else None
-    _move(mention, status, now, snooze_until, policy.business_hours if policy else None)
+    _move(mention, status, now, snooze_until, business_hours)
     audit.record(
         session,
         actor,
@@ -433,7 +445,7 @@ def _move(
     status: str,
     now: datetime,
     snooze_until: datetime | None,
-    business_hours: dict | None = None,
+    business_hours: dict | None,
 ) -> None:
     """The status change itself, with what it does to the timers."""
     paused = mention.status in (PENDING, SNOOZED)
@@ -468,8 +480,9 @@ def wake_snoozed(session: Session, now: datetime | None = None, limit: int = 500
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    hours = _paused_hours(session, due)
     for mention in due:
-        _recorded_move(session, None, mention, OPEN, now)
+        _recorded_move(session, None, mention, OPEN, now, hours)
     reprioritize(session, list(due), now)
     return len(due)
 
@@ -490,24 +503,15 @@ def author_wrote_again(session: Session, new_ids: list[int], now: datetime | Non
             Mention.id.not_in(new_ids),
         )
     ).all()
+    hours = _paused_hours(session, waiting)
     for mention in waiting:
-        _recorded_move(session, None, mention, OPEN, now)
+        _recorded_move(session, None, mention, OPEN, now, hours)
     return len(waiting)
 
 
 def assignable(session: Session) -> list[User]:
     """Everyone items may be assigned to: active triage staff, by name."""
-    return list(
-        session.scalars(
-            select(User)
-            .where(
-                User.role.in_(TRIAGE_ROLES),
-                User.disabled_at.is_(None),
-                User.removed_at.is_(None),
-            )
-            .order_by(User.name)
-        )
-    )
+    return list(session.scalars(routing.staff().order_by(User.name)))
 
 
 def assign(
@@ -517,11 +521,13 @@ def assign(
     assignee_id: int | None,
     expected: int | str | None = "any",
     now: datetime | None = None,
+    route: bool = True,
 ) -> None:
     """Give the item to assignee_id (None: unassign). expected is the assignee the
     person saw: when someone else assigned it meanwhile, nothing changes and
     ConflictError says to whom. One conditional update, so two people assigning at
-    once give one result. :raise ValidationError: :raise ConflictError:"""
+    once give one result. route=False leaves the round robin to the caller.
+    :raise ValidationError: :raise ConflictError:"""
     require(user, "mention.triage")
     now = now or utcnow()
     if assignee_id is not None:
@@ -563,8 +569,9 @@ def assign(
             label=f"@{mention.author_handle}",
             changes={"assignee": (names.get(before), names.get(assignee_id))},
         )
-        # Whoever held it has room again (or it is back in the pool).
-        routing.assign_waiting(session, now)
+        if route:
+            # Whoever held it has room again (or it is back in the pool).
+            routing.assign_waiting(session, now)
 
 
 def add_note(session: Session, user: User, mention: Mention, body: str) -> MentionNote:

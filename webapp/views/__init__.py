@@ -29,6 +29,11 @@ def form_data(*fields: str) -> dict[str, str | None]:
     return {f: request.form.get(f) for f in fields}
 
 
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """n and the word for n of them: "1 item", "3 items"."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def undo_flash(text: str, action: str, **fields: object) -> None:
     """A message with an Undo button that posts fields to action."""
     flash({"text": text, "action": action, "fields": fields}, "undo")

@@ -33,7 +33,7 @@ from webapp.services import sources as source_service
 from webapp.services.errors import ValidationError
 from webapp.services.permissions import can
 from webapp.templating import user_zone
-from webapp.views import undo_flash
+from webapp.views import counted, undo_flash
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
@@ -110,24 +110,34 @@ def _version(rows, counts: dict | None) -> str:
     """What the first page shows, in a few characters: a poll that brings the same
     version back gets a 304."""
     shown = [(m.id, m.priority, m.status, m.assignee_id, m.label, m.contact_id) for m in rows]
-    return hashlib.sha1(repr((shown, counts)).encode(), usedforsecurity=False).hexdigest()[:16]
+    return _digest((shown, counts))
 
 
-def _live(context: dict):
-    """The poll's answer: nothing new (304), or the list and the counts to swap in; the
-    list waits behind a notice while items are selected for a bulk action."""
-    version = context["version"]
+def _digest(shown: object) -> str:
+    return hashlib.sha1(repr(shown).encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def _polled(version: str, fresh):
+    """A poll's answer: 304 with no body when it brings back version (as v, or as an
+    If-None-Match), else fresh() rendered; never kept by a cache without asking."""
     etag = f'"{version}"'
     if request.args.get("v") == version or request.headers.get("If-None-Match") == etag:
         response = current_app.response_class(status=304)
     else:
-        held = bool(request.args.getlist("ids"))
-        response = current_app.make_response(
-            render("inbox/_live.html", "inbox/_live.html", held=held, oob=True, **context)
-        )
+        response = current_app.make_response(fresh())
     response.headers["ETag"] = etag
     response.headers["Cache-Control"] = "no-cache, private"
     return response
+
+
+def _live(context: dict):
+    """The queue's poll: nothing new, or the list and the counts to swap in; the list
+    waits behind a notice while items are selected for a bulk action."""
+    held = bool(request.args.getlist("ids"))
+    return _polled(
+        context["version"],
+        lambda: render("inbox/_live.html", "inbox/_live.html", held=held, oob=True, **context),
+    )
 
 
 def _kept_args(*names: str) -> dict[str, str]:
@@ -158,11 +168,26 @@ def available():
     given = routing.set_available(db.session, current_user, current_user, on)
     db.session.commit()
     if on:
-        got = f" and got {given} waiting item{'' if given == 1 else 's'}" if given else ""
+        got = f" and got {counted(given, 'waiting item')}" if given else ""
         flash(f"You are taking new items{got}.", "success")
     else:
         flash("You are not taking new items; what you hold stays yours.", "success")
     return redirect(url_for("inbox.index", status="open", assignee="me"), 303)
+
+
+def _assignee_from_form() -> int | None:
+    """Whom a form assigns to: oneself ("me", or the "Assign to me" button, since the
+    form's select sends its choice as well), nobody ("" or "none"), or a user's id.
+    :raise ValidationError:"""
+    raw = request.form.get("assignee", "")
+    if request.form.get("assign_me") or raw == "me":
+        return current_user.id
+    if raw in ("", "none"):
+        return None
+    assignee = id_field(request.form, "assignee")
+    if assignee is None:
+        raise ValidationError({"assignee": "Choose someone on the support team."})
+    return assignee
 
 
 def _queue_back():
@@ -183,13 +208,7 @@ def bulk():
     try:
         ids = inbox_bulk.parse_ids(request.form.getlist("ids"))
         if action == "assign":
-            raw = request.form.get("assignee", "")
-            if raw == "me":
-                value = current_user.id
-            elif raw not in ("", "none"):
-                value = id_field(request.form, "assignee")
-                if value is None:
-                    raise ValidationError({"assignee": "Choose someone on the support team."})
+            value = _assignee_from_form()
         elif action == "label":
             value = request.form.get("label", "")
         done = inbox_bulk.apply(db.session, current_user, ids, action, value)
@@ -209,7 +228,7 @@ def bulk():
 
 def _bulk_text(action: str, done: inbox_bulk.BulkResult) -> str:
     verb = {"assign": "Assigned", "resolve": "Resolved", "label": "Labelled"}[action]
-    parts = [f"{verb} {done.changed} item{'' if done.changed == 1 else 's'}."]
+    parts = [f"{verb} {counted(done.changed, 'item')}."]
     if done.unchanged:
         parts.append(f"{done.unchanged} already so.")
     if done.missing:
@@ -229,7 +248,7 @@ def bulk_undo():
         flash(next(iter(exc.errors.values())), "error")
         return redirect(url_for("inbox.index"), 303)
     db.session.commit()
-    flash(f"Put back {back} item{'' if back == 1 else 's'}.", "success")
+    flash(f"Put back {counted(back, 'item')}.", "success")
     return redirect(url_for("inbox.index"), 303)
 
 
@@ -298,28 +317,23 @@ def presence_check(mention_id: int):
     changed = seen != replies.mark(db.session, mention)
     st, who = request.args.get("st", ""), request.args.get("who", "")
     moved = (st, who) != (mention.status, str(mention.assignee_id or 0))
-    shown = (others, changed, moved, mention.status, mention.assignee_id)
-    version = hashlib.sha1(repr(shown).encode(), usedforsecurity=False).hexdigest()[:16]
-    if request.args.get("v") == version:
-        response = current_app.response_class(status=304)
-    else:
-        response = current_app.make_response(
-            render(
-                "inbox/_presence.html",
-                "inbox/_presence.html",
-                mention=mention,
-                others=others,
-                changed=changed,
-                moved=moved,
-                seen=seen,
-                st=st,
-                who=who,
-                version=version,
-                statuses=triage.STATUS_LABELS,
-            )
-        )
-    response.headers["Cache-Control"] = "no-cache, private"
-    return response
+    version = _digest((others, changed, moved, mention.status, mention.assignee_id))
+    return _polled(
+        version,
+        lambda: render(
+            "inbox/_presence.html",
+            "inbox/_presence.html",
+            mention=mention,
+            others=others,
+            changed=changed,
+            moved=moved,
+            seen=seen,
+            st=st,
+            who=who,
+            version=version,
+            statuses=triage.STATUS_LABELS,
+        ),
+    )
 
 
 def _page(
@@ -436,16 +450,10 @@ def set_status(mention_id: int):
 def assign(mention_id: int):
     """Give the item to someone (or to nobody), unless someone else did first."""
     mention = mentions.get_mention(db.session, current_user, mention_id)
-    raw = request.form.get("assignee", "")
-    # "Assign to me" is its own button: the form's select sends its choice as well.
-    if request.form.get("assign_me") or raw == "me":
-        assignee = current_user.id
-    elif raw in ("", "none"):
-        assignee = None
-    else:
-        assignee = id_field(request.form, "assignee")
-        if assignee is None:
-            abort(400, "Choose someone on the support team.")
+    try:
+        assignee = _assignee_from_form()
+    except ValidationError as exc:
+        abort(400, exc.errors["assignee"])
     seen = request.form.get("seen", "any")
     expected: int | str | None = "any"
     if seen == "none":

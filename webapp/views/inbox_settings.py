@@ -17,6 +17,7 @@ from webapp.services import canned as ready_replies
 from webapp.services import lexicon, routing, sla, triage
 from webapp.services.errors import NotFoundError, ValidationError
 from webapp.services.permissions import can
+from webapp.views import counted
 
 bp = Blueprint("inbox_settings", __name__, url_prefix="/inbox")
 
@@ -126,7 +127,7 @@ def save_member(user_id: int):
         db.session.rollback()
         return _team_page(exc.errors, editing=user_id, status=422)
     db.session.commit()
-    got = f"; {given} waiting item{'' if given == 1 else 's'} given to them" if given else ""
+    got = f"; {counted(given, 'waiting item')} given to them" if given else ""
     flash(f"Saved {person.name}{got}.", "success")
     return redirect(url_for("inbox_settings.team"), 303)
 
